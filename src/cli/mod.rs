@@ -1,0 +1,21 @@
+//! Command-line front end: parses arguments, resolves them into the library's validated
+//! configuration, runs, and writes outputs. Only this layer uses `anyhow`.
+
+mod args;
+mod eval_cmd;
+mod match_cmd;
+mod progress;
+
+use clap::Parser;
+
+/// Parses the command line and runs the chosen command.
+pub fn run() -> anyhow::Result<()> {
+    let cli = args::Cli::parse();
+    if let Some(threads) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()?;
+    }
+    match cli.command {
+        args::Command::Match(a) => match_cmd::run(a, cli.quiet),
+        args::Command::Eval(a) => eval_cmd::run(a),
+    }
+}

@@ -1,0 +1,119 @@
+//! Per-pixel disparity intervals and the offsets of each pixel's costs.
+
+use crate::error::{Error, Result};
+use std::ops::Range;
+
+/// For each pixel of a `width × height` grid, the disparities `d_min .. d_min + len`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intervals {
+    width: usize,
+    height: usize,
+    d_min: Vec<i32>,
+    len: Vec<u32>,
+    /// `offset[p]` is where pixel `p`'s costs start; `offset[w·h]` is the total.
+    offset: Vec<usize>,
+}
+
+impl Intervals {
+    /// Every pixel searches `d_min ..= d_max`.
+    pub fn uniform(width: usize, height: usize, d_min: i32, d_max: i32) -> Result<Self> {
+        if d_max < d_min {
+            return Err(Error::invalid_parameter(format!(
+                "empty disparity range: d_min {d_min} > d_max {d_max}"
+            )));
+        }
+        let n = width * height;
+        Ok(Self::from_parts(width, height, vec![d_min; n], vec![(d_max - d_min + 1) as u32; n]))
+    }
+
+    /// Pixel `p` searches `lo[p] ..= hi[p]` (row-major arrays of `width × height` values).
+    pub fn from_bounds(width: usize, height: usize, lo: &[i32], hi: &[i32]) -> Result<Self> {
+        let n = width * height;
+        if lo.len() != n || hi.len() != n {
+            return Err(Error::invalid_input(format!(
+                "interval bounds hold {} and {} values for a {width}×{height} grid",
+                lo.len(),
+                hi.len()
+            )));
+        }
+        if let Some(p) = (0..n).find(|&p| hi[p] < lo[p]) {
+            return Err(Error::invalid_input(format!(
+                "empty interval at pixel ({}, {}): {} > {}",
+                p % width.max(1),
+                p / width.max(1),
+                lo[p],
+                hi[p]
+            )));
+        }
+        let len = lo.iter().zip(hi).map(|(l, h)| (h - l + 1) as u32).collect();
+        Ok(Self::from_parts(width, height, lo.to_vec(), len))
+    }
+
+    fn from_parts(width: usize, height: usize, d_min: Vec<i32>, len: Vec<u32>) -> Self {
+        let mut offset = Vec::with_capacity(len.len() + 1);
+        let mut total = 0usize;
+        offset.push(0);
+        for &l in &len {
+            total += l as usize;
+            offset.push(total);
+        }
+        Intervals { width, height, d_min, len, offset }
+    }
+
+    /// Grid width.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Grid height.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Total number of (pixel, disparity) entries.
+    pub fn total(&self) -> usize {
+        self.offset[self.offset.len() - 1]
+    }
+
+    /// Smallest disparity of pixel `(x, y)`.
+    #[inline]
+    pub fn d_min(&self, x: usize, y: usize) -> i32 {
+        self.d_min[y * self.width + x]
+    }
+
+    /// Number of candidates of pixel `(x, y)`.
+    #[inline]
+    pub fn len(&self, x: usize, y: usize) -> usize {
+        self.len[y * self.width + x] as usize
+    }
+
+    /// The entries of pixel `(x, y)` in the cost vector.
+    #[inline]
+    pub fn entries(&self, x: usize, y: usize) -> Range<usize> {
+        let p = y * self.width + x;
+        self.offset[p]..self.offset[p + 1]
+    }
+
+    /// The entries of row `y`.
+    #[inline]
+    pub fn row_entries(&self, y: usize) -> Range<usize> {
+        self.offset[y * self.width]..self.offset[(y + 1) * self.width]
+    }
+
+    /// The largest number of entries in any row.
+    pub fn max_row_entries(&self) -> usize {
+        (0..self.height).map(|y| self.row_entries(y).len()).max().unwrap_or(0)
+    }
+
+    /// The longest interval.
+    pub fn max_len(&self) -> usize {
+        self.len.iter().copied().max().unwrap_or(0) as usize
+    }
+
+    /// The smallest and largest disparity searched by any pixel.
+    pub fn span(&self) -> (i32, i32) {
+        let lo = self.d_min.iter().copied().min().unwrap_or(0);
+        let hi = self.d_min.iter().zip(&self.len).map(|(d, l)| d + *l as i32 - 1).max().unwrap_or(0);
+        (lo, hi)
+    }
+}

@@ -1,0 +1,57 @@
+//! Winner-take-all over each pixel's interval.
+
+use crate::cost::Intervals;
+use ndarray::Array2;
+use rayon::prelude::*;
+
+/// Per-pixel result of the winner-take-all.
+#[derive(Debug, Clone)]
+pub struct Winner {
+    /// Integer disparity of the lowest aggregated cost.
+    pub disparity: Array2<i32>,
+    /// The same refined to sub-pixel by a parabola through the minimum and its two neighbours
+    /// (unchanged at an interval bound).
+    pub subpixel: Array2<f32>,
+    /// `1 − best / second best`, the second best taken outside the best ±1: 0 when ambiguous,
+    /// towards 1 when the minimum is distinct.
+    pub confidence: Array2<f32>,
+}
+
+/// Picks, for every pixel, the disparity with the lowest aggregated cost.
+pub fn winner_take_all(intervals: &Intervals, aggregated: &[u32]) -> Winner {
+    let (w, h) = (intervals.width(), intervals.height());
+    let rows: Vec<Vec<(i32, f32, f32)>> = (0..h)
+        .into_par_iter()
+        .map(|y| (0..w).map(|x| pick(&aggregated[intervals.entries(x, y)], intervals.d_min(x, y))).collect())
+        .collect();
+    let get = |f: fn(&(i32, f32, f32)) -> f32| Array2::from_shape_fn((h, w), |(y, x)| f(&rows[y][x]));
+    Winner {
+        disparity: Array2::from_shape_fn((h, w), |(y, x)| rows[y][x].0),
+        subpixel: get(|r| r.1),
+        confidence: get(|r| r.2),
+    }
+}
+
+fn pick(costs: &[u32], d_min: i32) -> (i32, f32, f32) {
+    let (best, &c0) = costs.iter().enumerate().min_by_key(|&(_, c)| *c).expect("non-empty interval");
+    let mut offset = 0.0;
+    if best > 0 && best + 1 < costs.len() {
+        let (cm, cp) = (costs[best - 1] as f32, costs[best + 1] as f32);
+        let curvature = cm - 2.0 * c0 as f32 + cp;
+        if curvature > 0.0 {
+            offset = ((cm - cp) / (2.0 * curvature)).clamp(-0.5, 0.5);
+        }
+    }
+    let second = costs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i.abs_diff(best) > 1)
+        .map(|(_, &c)| c)
+        .min();
+    let confidence = match second {
+        Some(s) if s > 0 => 1.0 - c0 as f32 / s as f32,
+        _ => 0.0,
+    };
+    let d = d_min + best as i32;
+    (d, d as f32 + offset, confidence)
+}

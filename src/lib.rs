@@ -1,0 +1,32 @@
+//! deepsim: dense stereo matching of epipolar image pairs with learned or classical similarity.
+//!
+//! # The disparity convention
+//!
+//! Everywhere in this crate, its files and its command line: **left pixel `(x, y)` matches right
+//! pixel `(x − d, y)`**; `d` is the disparity of the left pixel. Formats with another convention
+//! are converted at their boundary (MicMac's Px1 uses `x_right = x_left + Px1`, so `Px1 = −d`).
+//!
+//! # Structure
+//!
+//! - [`io`]: rasters in and out;
+//! - [`similarity`]: the backend traits and the classical measures (census, NCC);
+//! - [`cost`]: the cost volume with per-pixel disparity intervals;
+//! - [`sgm`]: the semi-global regulariser (classical P1/P2 and MicMac's linear model);
+//! - [`pyramid`]: image reduction and interval propagation between levels;
+//! - [`disparity`]: winner-take-all, sub-pixel, left-right check, filters;
+//! - [`pipeline`]: all of the above in order;
+//! - [`eval`]: accuracy against ground truth.
+#![deny(missing_docs)]
+
+pub mod cost;
+pub mod disparity;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod pipeline;
+pub mod pyramid;
+pub mod report;
+pub mod sgm;
+pub mod similarity;
+
+pub use error::{Error, ErrorKind, Result};

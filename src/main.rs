@@ -1,0 +1,13 @@
+//! The `deepsim` command line.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("deepsim: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

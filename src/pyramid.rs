@@ -1,0 +1,123 @@
+//! The multi-resolution scheme: image reduction by 2 and the propagation of per-pixel
+//! disparity intervals from a coarse level to the next finer one (MicMac's Px1DilatAlti /
+//! Px1DilatPlani).
+
+use crate::cost::Intervals;
+use crate::error::Result;
+use ndarray::Array2;
+
+/// Taps of the reduction filter, centred between two pixels (binomial 1 3 3 1).
+const TAPS: [f32; 4] = [1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0];
+
+/// Halves an image (size rounded up) with a binomial filter normalised over the valid pixels.
+/// A coarse pixel is valid when valid fine pixels carry at least half of its filter weight.
+pub fn reduce(image: &Array2<f32>, valid: &Array2<bool>) -> (Array2<f32>, Array2<bool>) {
+    let (h, w) = image.dim();
+    let (hc, wc) = (h.div_ceil(2), w.div_ceil(2));
+    let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
+    // Horizontal pass: value × weight and weight of valid samples.
+    let mut hv = Array2::<f32>::zeros((h, wc));
+    let mut hw = Array2::<f32>::zeros((h, wc));
+    for y in 0..h {
+        for xc in 0..wc {
+            let (mut sv, mut sw) = (0.0, 0.0);
+            for (k, t) in TAPS.iter().enumerate() {
+                let x = clamp(2 * xc as i64 - 1 + k as i64, w);
+                if valid[(y, x)] {
+                    sv += t * image[(y, x)];
+                    sw += t;
+                }
+            }
+            hv[(y, xc)] = sv;
+            hw[(y, xc)] = sw;
+        }
+    }
+    let mut out = Array2::<f32>::zeros((hc, wc));
+    let mut out_valid = Array2::from_elem((hc, wc), false);
+    for yc in 0..hc {
+        for xc in 0..wc {
+            let (mut sv, mut sw) = (0.0, 0.0);
+            for (k, t) in TAPS.iter().enumerate() {
+                let y = clamp(2 * yc as i64 - 1 + k as i64, h);
+                sv += t * hv[(y, xc)];
+                sw += t * hw[(y, xc)];
+            }
+            out[(yc, xc)] = if sw > 0.0 { sv / sw } else { 0.0 };
+            out_valid[(yc, xc)] = sw >= 0.5;
+        }
+    }
+    (out, out_valid)
+}
+
+/// The disparity range of a level `level` steps coarser than full resolution (scale 2^-level).
+pub fn level_range(d_min: i32, d_max: i32, level: u32) -> (i32, i32) {
+    let s = 1i32 << level;
+    (d_min.div_euclid(s), -(-d_max).div_euclid(s))
+}
+
+/// How intervals are widened when moving to a finer level.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Propagation {
+    /// ± disparity margin around the upsampled coarse disparity (MicMac's Px1DilatAlti).
+    pub dilate_alti_px: i32,
+    /// Radius of the min/max filter over neighbouring pixels (MicMac's Px1DilatPlani).
+    pub dilate_plani_px: usize,
+}
+
+/// Intervals of a `width × height` level from the coarse level's disparity (half the size):
+/// `2·d_coarse ± dilate_alti`, then the min of the lower bounds and the max of the upper bounds
+/// over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive).
+pub fn propagate(
+    coarse: &Array2<i32>,
+    width: usize,
+    height: usize,
+    propagation: Propagation,
+    range: (i32, i32),
+) -> Result<Intervals> {
+    let (hc, wc) = coarse.dim();
+    let centre = |x: usize, y: usize| 2 * coarse[((y / 2).min(hc - 1), (x / 2).min(wc - 1))];
+    let alti = propagation.dilate_alti_px;
+    let mut lo = vec![0i32; width * height];
+    let mut hi = vec![0i32; width * height];
+    for y in 0..height {
+        for x in 0..width {
+            let c = centre(x, y);
+            lo[y * width + x] = c - alti;
+            hi[y * width + x] = c + alti;
+        }
+    }
+    let r = propagation.dilate_plani_px;
+    let lo = separable_filter(&lo, width, height, r, i32::min);
+    let hi = separable_filter(&hi, width, height, r, i32::max);
+    let (lo, hi): (Vec<i32>, Vec<i32>) = lo
+        .iter()
+        .zip(&hi)
+        .map(|(&l, &h)| {
+            let l = l.clamp(range.0, range.1);
+            let h = h.clamp(range.0, range.1);
+            (l, h.max(l))
+        })
+        .unzip();
+    Intervals::from_bounds(width, height, &lo, &hi)
+}
+
+/// Min or max over a `(2r+1)²` window, as two 1-D passes.
+fn separable_filter(v: &[i32], w: usize, h: usize, r: usize, f: fn(i32, i32) -> i32) -> Vec<i32> {
+    if r == 0 {
+        return v.to_vec();
+    }
+    let mut tmp = vec![0i32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let row = &v[y * w + x.saturating_sub(r)..y * w + (x + r + 1).min(w)];
+            tmp[y * w + x] = row.iter().copied().reduce(f).expect("non-empty window");
+        }
+    }
+    let mut out = vec![0i32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            out[y * w + x] = (y.saturating_sub(r)..(y + r + 1).min(h)).map(|yy| tmp[yy * w + x]).reduce(f).expect("non-empty window");
+        }
+    }
+    out
+}

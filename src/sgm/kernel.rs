@@ -1,0 +1,101 @@
+//! The per-pixel step of a path: `L_p(d) = C_p(d) + min_d' [L_q(d') + T(|d − d'|)] − min L_q`.
+//!
+//! `q` is the previous pixel on the path; its interval may differ from `p`'s, so `L_q` is first
+//! copied, aligned on `p`'s disparities and padded with `INF`, into a scratch buffer; the
+//! minimisation then runs over plain slices that the compiler vectorises.
+
+/// Marks a label that no allowed transition reaches.
+pub(crate) const INF: u16 = u16::MAX;
+
+/// Penalties of one path step, in integer cost units.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StepPenalty {
+    /// Classical SGM: `p1` for a jump of 1, `p2` for any larger jump.
+    Classic { p1: u16, p2: u16 },
+    /// `weight · |Δd|`, jumps larger than `max_jump` forbidden.
+    Linear { weight: u16, max_jump: usize },
+}
+
+/// The previous pixel on the path.
+pub(crate) struct Previous<'a> {
+    /// `L_q` over `q`'s interval.
+    pub costs: &'a [u16],
+    /// First disparity of `q`'s interval.
+    pub d_min: i32,
+    /// `min L_q`.
+    pub min: u16,
+}
+
+/// Computes `L_p` into `out` (same length as `cost`) and returns its minimum.
+/// Without a previous pixel (path start) `L_p = C_p`.
+#[inline]
+pub(crate) fn step(
+    cost: &[u16],
+    d_min: i32,
+    previous: Option<Previous<'_>>,
+    penalty: StepPenalty,
+    scratch: &mut Vec<u16>,
+    out: &mut [u16],
+) -> u16 {
+    let n = cost.len();
+    let Some(prev) = previous else {
+        out.copy_from_slice(cost);
+        return min_of(out);
+    };
+    let pad = match penalty {
+        StepPenalty::Classic { .. } => 1,
+        StepPenalty::Linear { max_jump, .. } => max_jump,
+    };
+    align(prev.costs, prev.d_min, d_min - pad as i32, n + 2 * pad, scratch);
+    match penalty {
+        StepPenalty::Classic { p1, p2 } => {
+            let far = prev.min.saturating_add(p2);
+            for i in 0..n {
+                let near = scratch[i].min(scratch[i + 2]).saturating_add(p1);
+                let m = scratch[i + 1].min(near).min(far);
+                out[i] = cost[i].saturating_add(m - prev.min).min(INF - 1);
+            }
+        }
+        StepPenalty::Linear { weight, max_jump } => {
+            out[..n].copy_from_slice(&scratch[pad..pad + n]);
+            for jump in 1..=max_jump {
+                let t = (weight as usize * jump).min(INF as usize) as u16;
+                for i in 0..n {
+                    let from_below = scratch[pad + i - jump].saturating_add(t);
+                    let from_above = scratch[pad + i + jump].saturating_add(t);
+                    out[i] = out[i].min(from_below).min(from_above);
+                }
+            }
+            let mut reachable = false;
+            for i in 0..n {
+                let m = out[i];
+                reachable |= m != INF;
+                out[i] = if m == INF { INF } else { cost[i].saturating_add(m - prev.min).min(INF - 1) };
+            }
+            if !reachable {
+                // No label of p can be reached from q (intervals too far apart): restart the path.
+                out.copy_from_slice(cost);
+            }
+        }
+    }
+    min_of(out)
+}
+
+/// Copies `costs` (starting at disparity `d_from`) into `scratch[0..len]` so that index `i`
+/// holds disparity `d_start + i`; disparities outside `costs` get `INF`.
+#[inline]
+fn align(costs: &[u16], d_from: i32, d_start: i32, len: usize, scratch: &mut Vec<u16>) {
+    scratch.clear();
+    scratch.resize(len, INF);
+    let lo = (d_from - d_start).max(0);
+    let hi = (d_from - d_start + costs.len() as i32).min(len as i32);
+    if lo < hi {
+        let src = (d_start + lo - d_from) as usize;
+        scratch[lo as usize..hi as usize].copy_from_slice(&costs[src..src + (hi - lo) as usize]);
+    }
+}
+
+#[inline]
+fn min_of(values: &[u16]) -> u16 {
+    values.iter().copied().min().unwrap_or(INF)
+}
