@@ -28,7 +28,7 @@ pub(crate) struct Previous<'a> {
 
 /// Computes `L_p` into `out` (same length as `cost`) and returns its minimum.
 /// Without a previous pixel (path start) `L_p = C_p`.
-#[inline]
+#[inline(always)]
 pub(crate) fn step(
     cost: &[u16],
     d_min: i32,
@@ -50,27 +50,28 @@ pub(crate) fn step(
     match penalty {
         StepPenalty::Classic { p1, p2 } => {
             let far = prev.min.saturating_add(p2);
-            for i in 0..n {
-                let near = scratch[i].min(scratch[i + 2]).saturating_add(p1);
-                let m = scratch[i + 1].min(near).min(far);
-                out[i] = cost[i].saturating_add(m - prev.min).min(INF - 1);
+            let (below, centre, above) = (&scratch[..n], &scratch[1..n + 1], &scratch[2..n + 2]);
+            // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
+            for ((((o, &c), &b), &m0), &a) in out.iter_mut().zip(cost).zip(below).zip(centre).zip(above) {
+                let m = m0.min(b.min(a).saturating_add(p1)).min(far);
+                *o = c.saturating_add(m - prev.min).min(INF - 1);
             }
         }
         StepPenalty::Linear { weight, max_jump } => {
             out[..n].copy_from_slice(&scratch[pad..pad + n]);
             for jump in 1..=max_jump {
                 let t = (weight as usize * jump).min(INF as usize) as u16;
-                for i in 0..n {
-                    let from_below = scratch[pad + i - jump].saturating_add(t);
-                    let from_above = scratch[pad + i + jump].saturating_add(t);
-                    out[i] = out[i].min(from_below).min(from_above);
+                let below = &scratch[pad - jump..pad - jump + n];
+                let above = &scratch[pad + jump..pad + jump + n];
+                for ((o, &b), &a) in out.iter_mut().zip(below).zip(above) {
+                    *o = (*o).min(b.saturating_add(t)).min(a.saturating_add(t));
                 }
             }
             let mut reachable = false;
-            for i in 0..n {
-                let m = out[i];
+            for (o, &c) in out.iter_mut().zip(cost) {
+                let m = *o;
                 reachable |= m != INF;
-                out[i] = if m == INF { INF } else { cost[i].saturating_add(m - prev.min).min(INF - 1) };
+                *o = if m == INF { INF } else { c.saturating_add(m - prev.min).min(INF - 1) };
             }
             if !reachable {
                 // No label of p can be reached from q (intervals too far apart): restart the path.
@@ -83,7 +84,7 @@ pub(crate) fn step(
 
 /// Copies `costs` (starting at disparity `d_from`) into `scratch[0..len]` so that index `i`
 /// holds disparity `d_start + i`; disparities outside `costs` get `INF`.
-#[inline]
+#[inline(always)]
 fn align(costs: &[u16], d_from: i32, d_start: i32, len: usize, scratch: &mut Vec<u16>) {
     scratch.clear();
     scratch.resize(len, INF);
@@ -95,7 +96,7 @@ fn align(costs: &[u16], d_from: i32, d_start: i32, len: usize, scratch: &mut Vec
     }
 }
 
-#[inline]
+#[inline(always)]
 fn min_of(values: &[u16]) -> u16 {
     values.iter().copied().min().unwrap_or(INF)
 }

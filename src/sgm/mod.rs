@@ -29,6 +29,27 @@ use kernel::{step, Previous, StepPenalty};
 use ndarray::Array2;
 use rayon::prelude::*;
 
+/// Calls the AVX2 build of a worker when the CPU has AVX2, the portable build otherwise.
+/// The workers are the same source compiled twice (`#[inline(always)]` body, `target_feature`
+/// wrapper), so the compiler vectorises the u16 min / saturating-add loops with 16 lanes.
+macro_rules! dispatch {
+    ($avx2:expr, $portable:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { $avx2 }
+            } else {
+                $portable
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $portable
+        }
+    }};
+}
+
 /// The transition model, in units of the matching cost (1.0 = the worst match).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(tag = "model", rename_all = "snake_case")]
@@ -201,34 +222,45 @@ struct RowPaths {
 impl Context<'_> {
     /// Both horizontal directions, every row an independent task.
     fn horizontal(&self, sum: &mut [u32]) {
-        let iv = self.iv;
-        split_rows(sum, iv, 1).into_par_iter().for_each(|(rows, row_sum)| {
-            let y = rows.start;
-            let base = iv.row_entries(y).start;
-            let max_len = iv.max_len();
-            let (mut prev, mut cur, mut scratch) = (vec![0u16; max_len], vec![0u16; max_len], Vec::new());
-            for dx in [1i32, -1] {
-                let xs: Box<dyn Iterator<Item = usize>> =
-                    if dx > 0 { Box::new(0..iv.width()) } else { Box::new((0..iv.width()).rev()) };
-                let mut prev_state: Option<(usize, u16)> = None; // (x of q, min L_q)
-                for x in xs {
-                    let range = iv.entries(x, y);
-                    let n = range.len();
-                    let previous = prev_state.map(|(qx, min)| Previous {
-                        costs: &prev[..iv.len(qx, y)],
-                        d_min: iv.d_min(qx, y),
-                        min,
-                    });
-                    let pen = self.penalty.at(dx, 0, self.guide[(y, x)], prev_state.map_or(0.0, |(qx, _)| self.guide[(y, qx)]));
-                    let min = step(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n]);
-                    for (s, &l) in row_sum[range.start - base..range.end - base].iter_mut().zip(&cur[..n]) {
-                        *s += l as u32;
-                    }
-                    std::mem::swap(&mut prev, &mut cur);
-                    prev_state = Some((x, min));
-                }
-            }
+        split_rows(sum, self.iv, 1).into_par_iter().for_each(|(rows, row_sum)| {
+            dispatch!(self.horizontal_row_avx2(rows.start, row_sum), self.horizontal_row(rows.start, row_sum))
         });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u32]) {
+        self.horizontal_row(y, row_sum)
+    }
+
+    /// Row `y` swept left to right then right to left.
+    #[inline(always)]
+    fn horizontal_row(&self, y: usize, row_sum: &mut [u32]) {
+        let iv = self.iv;
+        let base = iv.row_entries(y).start;
+        let max_len = iv.max_len();
+        let (mut prev, mut cur, mut scratch) = (vec![0u16; max_len], vec![0u16; max_len], Vec::new());
+        for dx in [1i32, -1] {
+            let mut prev_state: Option<(usize, u16)> = None; // (x of q, min L_q)
+            for i in 0..iv.width() {
+                let x = if dx > 0 { i } else { iv.width() - 1 - i };
+                let range = iv.entries(x, y);
+                let n = range.len();
+                let previous = prev_state.map(|(qx, min)| Previous {
+                    costs: &prev[..iv.len(qx, y)],
+                    d_min: iv.d_min(qx, y),
+                    min,
+                });
+                let grey_q = prev_state.map_or(0.0, |(qx, _)| self.guide[(y, qx)]);
+                let pen = self.penalty.at(dx, 0, self.guide[(y, x)], grey_q);
+                let min = step(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n]);
+                for (s, &l) in row_sum[range.start - base..range.end - base].iter_mut().zip(&cur[..n]) {
+                    *s += l as u32;
+                }
+                std::mem::swap(&mut prev, &mut cur);
+                prev_state = Some((x, min));
+            }
+        }
     }
 
     /// One sweep over the rows (top-down when every `dy > 0`, bottom-up when every `dy < 0`)
@@ -282,7 +314,9 @@ impl Context<'_> {
                 }
             }
             let rings_ref = &rings;
-            tasks.par_iter_mut().for_each(|task| self.row_chunk(y, dirs, rings_ref, task));
+            tasks.par_iter_mut().for_each(|task| {
+                dispatch!(self.row_chunk_avx2(y, dirs, rings_ref, task), self.row_chunk(y, dirs, rings_ref, task))
+            });
             drop(tasks);
             for (ring, paths) in rings.iter_mut().zip(current) {
                 let slot = y % ring.len();
@@ -292,7 +326,14 @@ impl Context<'_> {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn row_chunk_avx2(&self, y: usize, dirs: &[(i32, i32)], rings: &[Vec<RowPaths>], task: &mut Task<'_>) {
+        self.row_chunk(y, dirs, rings, task)
+    }
+
     /// Pixels `task.x0 .. task.x1` of row `y` for every direction of a sweep.
+    #[inline(always)]
     fn row_chunk(&self, y: usize, dirs: &[(i32, i32)], rings: &[Vec<RowPaths>], task: &mut Task<'_>) {
         let iv = self.iv;
         let (w, h) = (iv.width() as i32, iv.height() as i32);

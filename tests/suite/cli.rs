@@ -1,0 +1,101 @@
+//! The `deepsim` binary: outputs, the completion marker, and errors.
+
+use crate::common::planar_scene;
+use std::path::Path;
+use std::process::Command;
+
+fn deepsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_deepsim"))
+}
+
+fn save_grey(path: &Path, values: &ndarray::Array2<f32>) {
+    let (h, w) = values.dim();
+    image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8]))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn match_writes_all_outputs_and_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(8, 160, 96);
+    save_grey(&dir.path().join("l.png"), &scene.pair.left);
+    save_grey(&dir.path().join("r.png"), &scene.pair.right);
+    let out = dir.path().join("out");
+    let status = deepsim()
+        .args(["-q", "match", "--disp-min", "0", "--disp-max", "31", "--left"])
+        .arg(dir.path().join("l.png"))
+        .arg("--right")
+        .arg(dir.path().join("r.png"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for f in ["disparity.tif", "confidence.tif", "disparity.png", "run.json"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["parameters"]["disp_max"], 31);
+    assert!(report["timings_s"]["total"].as_f64().unwrap() > 0.0);
+    assert!(report["stats"]["cost_volume_entries"].as_u64().unwrap() > 0);
+    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".partial")).collect();
+    assert!(leftovers.is_empty());
+
+    let eval = deepsim()
+        .args(["eval", "--disparity"])
+        .arg(out.join("disparity.tif"))
+        .arg("--gt")
+        .arg(out.join("disparity.tif"))
+        .output()
+        .unwrap();
+    assert!(eval.status.success());
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("nonocc"));
+}
+
+#[test]
+fn errors_exit_non_zero_name_the_input_and_leave_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(8, 64, 48);
+    save_grey(&dir.path().join("l.png"), &scene.pair.left);
+    let short = scene.pair.right.slice(ndarray::s![..40, ..]).to_owned();
+    save_grey(&dir.path().join("short.png"), &short);
+    std::fs::write(dir.path().join("bad.png"), b"garbage").unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("run.json"), "{}").unwrap();
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("short.png", &[], "different heights"),
+        ("bad.png", &[], "bad.png"),
+        ("missing.png", &[], "missing.png"),
+        ("l.png", &["--disp-min", "0", "--disp-max", "500"], "narrower than the image"),
+    ];
+    for (right, extra, expected) in cases {
+        let output = deepsim()
+            .args(["-q", "match", "--left"])
+            .arg(dir.path().join("l.png"))
+            .arg("--right")
+            .arg(dir.path().join(right))
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "expected '{expected}' in: {stderr}");
+    }
+    // A failed run never leaves a report vouching for the folder (the stale one is gone too
+    // once a run with valid inputs starts; invalid inputs stop before touching the folder).
+    let failing = deepsim()
+        .args(["-q", "match", "--window", "4x4", "--left"])
+        .arg(dir.path().join("l.png"))
+        .arg("--right")
+        .arg(dir.path().join("l.png"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!failing.status.success());
+    assert!(String::from_utf8_lossy(&failing.stderr).contains("census window 4x4"));
+}

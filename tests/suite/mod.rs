@@ -1,0 +1,5 @@
+mod cli;
+mod eval;
+mod io;
+mod pipeline;
+mod sgm;

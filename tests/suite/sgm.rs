@@ -1,0 +1,89 @@
+//! The fast regulariser against the slow reference, on random small volumes.
+
+use crate::common::Rng;
+use deepsim::cost::{CostVolume, Intervals, COST_ONE};
+use deepsim::sgm::{aggregate, reference::aggregate_reference, Penalty, SgmParams};
+use ndarray::Array2;
+
+fn random_volume(rng: &mut Rng, w: usize, h: usize, wide: bool) -> (CostVolume, Array2<f32>) {
+    let n = w * h;
+    let (mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let l = rng.range(-4, 4) as i32;
+        let len = if wide { rng.range(1, 9) } else { rng.range(1, 4) } as i32;
+        lo.push(l);
+        hi.push(l + len - 1);
+    }
+    let intervals = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
+    let costs = (0..intervals.total()).map(|_| rng.range(0, COST_ONE as i64) as u16).collect();
+    let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
+    (CostVolume { intervals, costs }, guide)
+}
+
+fn penalties() -> Vec<Penalty> {
+    vec![
+        Penalty::Classic { p1: 0.1, p2: 0.5, p2_adapt: None },
+        Penalty::Classic { p1: 0.3, p2: 1.2, p2_adapt: Some(0.1) },
+        Penalty::Linear { weight: 0.05, max_slope: 1.0 },
+        Penalty::Linear { weight: 0.2, max_slope: 3.0 },
+        Penalty::Linear { weight: 0.01, max_slope: 0.4 },
+    ]
+}
+
+#[test]
+fn sgm_matches_reference_on_random_volumes_all_directions_both_models() {
+    let mut rng = Rng::new(7);
+    for case in 0..24 {
+        let (w, h) = (rng.range(1, 13) as usize, rng.range(1, 11) as usize);
+        let (volume, guide) = random_volume(&mut rng, w, h, case % 2 == 0);
+        for directions in [4, 8, 16] {
+            for penalty in penalties() {
+                let params = SgmParams { directions, penalty };
+                let fast = aggregate(&volume, &guide, &params).unwrap();
+                let slow = aggregate_reference(&volume, &guide, &params);
+                assert_eq!(fast, slow, "case {case}: {w}×{h}, {directions} directions, {penalty:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sgm_matches_reference_on_wide_rows_split_in_parallel_chunks() {
+    // Rows wider than one parallel chunk exercise the chunk boundaries of the row sweeps.
+    let mut rng = Rng::new(11);
+    let (volume, guide) = random_volume(&mut rng, 150, 6, true);
+    for penalty in penalties() {
+        let params = SgmParams { directions: 16, penalty };
+        assert_eq!(aggregate(&volume, &guide, &params).unwrap(), aggregate_reference(&volume, &guide, &params));
+    }
+}
+
+#[test]
+fn sgm_with_uniform_costs_keeps_them_uniform() {
+    let intervals = Intervals::uniform(9, 7, -2, 5).unwrap();
+    let volume = CostVolume { costs: vec![100; intervals.total()], intervals };
+    let guide = Array2::zeros((7, 9));
+    let params = SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.1, p2: 0.5, p2_adapt: None } };
+    let sum = aggregate(&volume, &guide, &params).unwrap();
+    assert!(sum.iter().all(|&s| s == 800), "every path adds exactly its cost when costs are flat");
+}
+
+#[test]
+fn sgm_rejects_bad_parameters() {
+    let intervals = Intervals::uniform(4, 4, 0, 3).unwrap();
+    let volume = CostVolume { costs: vec![0; intervals.total()], intervals };
+    let guide = Array2::zeros((4, 4));
+    let bad = [
+        SgmParams { directions: 6, penalty: Penalty::Classic { p1: 0.1, p2: 0.5, p2_adapt: None } },
+        SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.5, p2: 0.1, p2_adapt: None } },
+        SgmParams { directions: 8, penalty: Penalty::Classic { p1: f32::NAN, p2: 0.5, p2_adapt: None } },
+        SgmParams { directions: 8, penalty: Penalty::Linear { weight: 0.1, max_slope: 0.0 } },
+    ];
+    for params in bad {
+        let err = aggregate(&volume, &guide, &params).unwrap_err();
+        assert_eq!(err.kind(), deepsim::ErrorKind::InvalidParameter, "{params:?}: {err}");
+    }
+    let wrong_guide = Array2::zeros((3, 4));
+    let ok = SgmParams { directions: 4, penalty: Penalty::Classic { p1: 0.1, p2: 0.5, p2_adapt: None } };
+    assert!(aggregate(&volume, &wrong_guide, &ok).unwrap_err().to_string().contains("guide image"));
+}
