@@ -55,6 +55,7 @@ pub fn mask_costs(
         let y = rows.start;
         let base = intervals.row_entries(y).start;
         let right_row = right_valid.row(y);
+        let right_row_all_valid = right_row.iter().all(|&v| v);
         for x in 0..intervals.width() {
             let range = intervals.entries(x, y);
             let pixel = &mut row_costs[range.start - base..range.end - base];
@@ -62,11 +63,17 @@ pub fn mask_costs(
                 pixel.fill(COST_LEFT_INVALID);
                 continue;
             }
-            let d0 = intervals.d_min(x, y) as i64;
-            for (k, c) in pixel.iter_mut().enumerate() {
-                let xr = x as i64 - (d0 + k as i64);
-                if xr < 0 || xr >= right_w || !right_row[xr as usize] {
-                    *c = COST_ONE;
+            // Candidate k looks at right pixel x − d0 − k: inside the image for k in k_lo..k_hi.
+            let first_xr = x as i64 - intervals.d_min(x, y) as i64;
+            let k_lo = (first_xr - right_w + 1).clamp(0, pixel.len() as i64) as usize;
+            let k_hi = (first_xr + 1).clamp(k_lo as i64, pixel.len() as i64) as usize;
+            pixel[..k_lo].fill(COST_ONE);
+            pixel[k_hi..].fill(COST_ONE);
+            if !right_row_all_valid {
+                for (k, c) in pixel.iter_mut().enumerate().take(k_hi).skip(k_lo) {
+                    if !right_row[(first_xr - k as i64) as usize] {
+                        *c = COST_ONE;
+                    }
                 }
             }
         }

@@ -30,25 +30,31 @@ impl Census {
         (self.width * self.height - 1) as u32
     }
 
+    /// Census codes of every pixel (image edges replicated), computed offset by offset over
+    /// whole rows so that the inner loop is a plain vectorisable pass.
     fn transform(&self, image: &Array2<f32>) -> Array2<u64> {
         let (h, w) = image.dim();
-        let (rx, ry) = ((self.width / 2) as i64, (self.height / 2) as i64);
-        let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
-        Array2::from_shape_fn((h, w), |(y, x)| {
-            let centre = image[(y, x)];
-            let mut code = 0u64;
-            for dy in -ry..=ry {
-                let yy = clamp(y as i64 + dy, h);
-                for dx in -rx..=rx {
-                    if dx == 0 && dy == 0 {
+        let (rx, ry) = (self.width / 2, self.height / 2);
+        let padded = Array2::from_shape_fn((h + 2 * ry, w + 2 * rx), |(y, x)| {
+            image[(y.saturating_sub(ry).min(h - 1), x.saturating_sub(rx).min(w - 1))]
+        });
+        let mut codes = Array2::<u64>::zeros((h, w));
+        for y in 0..h {
+            let centre = &padded.row(y + ry).to_slice().expect("standard layout")[rx..rx + w];
+            let out = codes.row_mut(y).into_slice().expect("standard layout");
+            for dy in 0..self.height {
+                let row = padded.row(y + dy).to_slice().expect("standard layout");
+                for dx in 0..self.width {
+                    if dx == rx && dy == ry {
                         continue;
                     }
-                    let xx = clamp(x as i64 + dx, w);
-                    code = (code << 1) | u64::from(image[(yy, xx)] < centre);
+                    for ((code, &c), &v) in out.iter_mut().zip(centre).zip(&row[dx..dx + w]) {
+                        *code = (*code << 1) | u64::from(v < c);
+                    }
                 }
             }
-            code
-        })
+        }
+        codes
     }
 }
 
@@ -58,13 +64,10 @@ impl Similarity for Census {
     }
 
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {
-        let bits = self.bits();
-        let cost_of_distance =
-            (0..=bits).map(|n| ((n as f32 / bits as f32) * COST_ONE as f32).round() as u16).collect();
         Ok(Box::new(CensusCodes {
             left: self.transform(pair.left),
             right: self.transform(pair.right),
-            cost_of_distance,
+            scale_q16: ((COST_ONE as u64) << 16).div_ceil(self.bits() as u64) as u32,
         }))
     }
 }
@@ -72,8 +75,8 @@ impl Similarity for Census {
 struct CensusCodes {
     left: Array2<u64>,
     right: Array2<u64>,
-    /// Integer cost of each Hamming distance.
-    cost_of_distance: Vec<u16>,
+    /// Integer cost of a Hamming distance n: `(n · scale_q16) >> 16` ≈ n · COST_ONE / bits.
+    scale_q16: u32,
 }
 
 impl PairCosts for CensusCodes {
@@ -81,18 +84,21 @@ impl PairCosts for CensusCodes {
         let base = intervals.row_entries(rows.start).start;
         let wr = self.right.ncols() as i64;
         for y in rows {
-            let right_row = self.right.row(y);
+            let right_row = self.right.row(y).to_slice().expect("standard layout");
             for x in 0..intervals.width() {
                 let code = self.left[(y, x)];
                 let range = intervals.entries(x, y);
-                let d0 = intervals.d_min(x, y) as i64;
-                for (k, c) in out[range.start - base..range.end - base].iter_mut().enumerate() {
-                    let xr = x as i64 - d0 - k as i64;
-                    *c = if (0..wr).contains(&xr) {
-                        self.cost_of_distance[(code ^ right_row[xr as usize]).count_ones() as usize]
-                    } else {
-                        COST_ONE
-                    };
+                let pixel = &mut out[range.start - base..range.end - base];
+                // Candidate k has right pixel x − d0 − k; those inside the right image form k_lo..k_hi.
+                let first_xr = x as i64 - intervals.d_min(x, y) as i64;
+                let k_lo = (first_xr - wr + 1).clamp(0, pixel.len() as i64) as usize;
+                let k_hi = (first_xr + 1).clamp(k_lo as i64, pixel.len() as i64) as usize;
+                pixel[..k_lo].fill(COST_ONE);
+                pixel[k_hi..].fill(COST_ONE);
+                for (k, c) in pixel[k_lo..k_hi].iter_mut().enumerate() {
+                    let xr = (first_xr - (k_lo + k) as i64) as usize;
+                    let distance = (code ^ right_row[xr]).count_ones();
+                    *c = ((distance * self.scale_q16) >> 16) as u16;
                 }
             }
         }
