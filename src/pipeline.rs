@@ -274,9 +274,9 @@ pub fn run<'s>(
 
         progress.stage(level, "regularisation");
         let t = Instant::now();
-        let aggregated: Vec<u32> = match &config.sgm {
+        let aggregated: Vec<u16> = match &config.sgm {
             Some(params) => aggregate(&volume, &images.left, params)?,
-            None => volume.costs.iter().map(|&c| c as u32).collect(),
+            None => volume.costs.clone(),
         };
         times.regularize += t.elapsed().as_secs_f64();
 

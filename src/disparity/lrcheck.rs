@@ -12,7 +12,7 @@ use ndarray::parallel::prelude::*;
 /// more than `tolerance_px` with the right disparity at `x − d`. Returns the number invalidated.
 pub fn left_right_check(
     intervals: &Intervals,
-    aggregated: &[u32],
+    aggregated: &[u16],
     winner: &Array2<i32>,
     right_width: usize,
     tolerance_px: f32,
@@ -24,7 +24,7 @@ pub fn left_right_check(
         .into_par_iter()
         .enumerate()
         .map(|(y, mut row)| {
-            let mut best_right = vec![(u32::MAX, 0i32); right_width];
+            let mut best_right = vec![(u16::MAX, 0i32); right_width];
             for x in 0..w {
                 let d0 = intervals.d_min(x, y);
                 for (k, &s) in aggregated[intervals.entries(x, y)].iter().enumerate() {

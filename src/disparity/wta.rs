@@ -18,7 +18,7 @@ pub struct Winner {
 }
 
 /// Picks, for every pixel, the disparity with the lowest aggregated cost.
-pub fn winner_take_all(intervals: &Intervals, aggregated: &[u32]) -> Winner {
+pub fn winner_take_all(intervals: &Intervals, aggregated: &[u16]) -> Winner {
     let (w, h) = (intervals.width(), intervals.height());
     let rows: Vec<Vec<(i32, f32, f32)>> = (0..h)
         .into_par_iter()
@@ -32,8 +32,9 @@ pub fn winner_take_all(intervals: &Intervals, aggregated: &[u32]) -> Winner {
     }
 }
 
-fn pick(costs: &[u32], d_min: i32) -> (i32, f32, f32) {
-    let (best, &c0) = costs.iter().enumerate().min_by_key(|&(_, c)| *c).expect("non-empty interval");
+fn pick(costs: &[u16], d_min: i32) -> (i32, f32, f32) {
+    let c0 = *costs.iter().min().expect("non-empty interval");
+    let best = costs.iter().position(|&c| c == c0).expect("the minimum is in the slice");
     let mut offset = 0.0;
     if best > 0 && best + 1 < costs.len() {
         let (cm, cp) = (costs[best - 1] as f32, costs[best + 1] as f32);
@@ -42,14 +43,10 @@ fn pick(costs: &[u32], d_min: i32) -> (i32, f32, f32) {
             offset = ((cm - cp) / (2.0 * curvature)).clamp(-0.5, 0.5);
         }
     }
-    let second = costs
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i.abs_diff(best) > 1)
-        .map(|(_, &c)| c)
-        .min();
-    let confidence = match second {
-        Some(s) if s > 0 => 1.0 - c0 as f32 / s as f32,
+    let below = costs[..best.saturating_sub(1)].iter().min();
+    let above = costs.get(best + 2..).and_then(|s| s.iter().min());
+    let confidence = match below.into_iter().chain(above).min() {
+        Some(&s) if s > 0 => 1.0 - c0 as f32 / s as f32,
         _ => 0.0,
     };
     let d = d_min + best as i32;

@@ -42,6 +42,12 @@ pub(crate) fn step(
         out.copy_from_slice(cost);
         return min_of(out);
     };
+    if let StepPenalty::Classic { p1, p2 } = penalty {
+        if prev.d_min == d_min && prev.costs.len() == n && n >= 2 {
+            // Same interval as q (the common case): read L_q in place, no alignment copy.
+            return classic_same_interval(cost, prev.costs, prev.min, p1, p2, out);
+        }
+    }
     let pad = match penalty {
         StepPenalty::Classic { .. } => 1,
         StepPenalty::Linear { max_jump, .. } => max_jump,
@@ -49,13 +55,8 @@ pub(crate) fn step(
     align(prev.costs, prev.d_min, d_min - pad as i32, n + 2 * pad, scratch);
     match penalty {
         StepPenalty::Classic { p1, p2 } => {
-            let far = prev.min.saturating_add(p2);
             let (below, centre, above) = (&scratch[..n], &scratch[1..n + 1], &scratch[2..n + 2]);
-            // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
-            for ((((o, &c), &b), &m0), &a) in out.iter_mut().zip(cost).zip(below).zip(centre).zip(above) {
-                let m = m0.min(b.min(a).saturating_add(p1)).min(far);
-                *o = c.saturating_add(m - prev.min).min(INF - 1);
-            }
+            return classic_update(cost, below, centre, above, prev.min, p1, p2, out);
         }
         StepPenalty::Linear { weight, max_jump } => {
             out[..n].copy_from_slice(&scratch[pad..pad + n]);
@@ -80,6 +81,42 @@ pub(crate) fn step(
         }
     }
     min_of(out)
+}
+
+/// The classical update over aligned slices: `below[i]`, `centre[i]`, `above[i]` hold `L_q` at
+/// `d − 1`, `d`, `d + 1` of candidate `i`. Returns the minimum of `out`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn classic_update(
+    cost: &[u16],
+    below: &[u16],
+    centre: &[u16],
+    above: &[u16],
+    min_q: u16,
+    p1: u16,
+    p2: u16,
+    out: &mut [u16],
+) -> u16 {
+    let far = min_q.saturating_add(p2);
+    let mut lowest = INF;
+    // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
+    for ((((o, &c), &b), &m0), &a) in out.iter_mut().zip(cost).zip(below).zip(centre).zip(above) {
+        let m = m0.min(b.min(a).saturating_add(p1)).min(far);
+        *o = c.saturating_add(m - min_q).min(INF - 1);
+        lowest = lowest.min(*o);
+    }
+    lowest
+}
+
+/// [`classic_update`] when `q` has exactly `p`'s interval: the neighbours are shifted views
+/// of `L_q`, the two end candidates are done apart.
+#[inline(always)]
+fn classic_same_interval(cost: &[u16], lq: &[u16], min_q: u16, p1: u16, p2: u16, out: &mut [u16]) -> u16 {
+    let n = cost.len();
+    let first = classic_update(&cost[..1], &[INF], &lq[..1], &lq[1..2], min_q, p1, p2, &mut out[..1]);
+    let last = classic_update(&cost[n - 1..], &lq[n - 2..n - 1], &lq[n - 1..], &[INF], min_q, p1, p2, &mut out[n - 1..]);
+    let middle = classic_update(&cost[1..n - 1], &lq[..n - 2], &lq[1..n - 1], &lq[2..], min_q, p1, p2, &mut out[1..n - 1]);
+    first.min(last).min(middle)
 }
 
 /// Copies `costs` (starting at disparity `d_from`) into `scratch[0..len]` so that index `i`

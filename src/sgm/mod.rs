@@ -14,7 +14,8 @@
 //! direction at once and one bottom-to-top sweep every "upward" one; within a row the pixels are
 //! independent and are split into chunks run in parallel. Path costs live in small per-row ring
 //! buffers, never in a full volume per direction, so memory is the cost volume (u16) plus one
-//! u32 sum per entry.
+//! u16 sum per entry (saturating: only labels far worse than any plausible one can saturate,
+//! and a saturating sum does not depend on the order of the directions).
 //!
 //! Path costs are u16 with saturating arithmetic; a label whose path cost saturates counts as
 //! unreachable. A path that cannot reach any label of the next pixel restarts there.
@@ -176,8 +177,8 @@ impl Resolved {
 }
 
 /// Aggregates `volume` along the paths of `params`; `guide` is the left image of the level
-/// (grey in [0, 1], used by the adaptive P2). Returns one u32 per entry, laid out like the costs.
-pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -> Result<Vec<u32>> {
+/// (grey in [0, 1], used by the adaptive P2). Returns one u16 per entry (saturating sum), laid out like the costs.
+pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -> Result<Vec<u16>> {
     params.validate()?;
     let iv = &volume.intervals;
     if guide.dim() != (iv.height(), iv.width()) {
@@ -191,7 +192,7 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     }
     let penalty = Resolved::new(params.penalty);
     let dirs = directions(params.directions);
-    let mut sum = vec![0u32; iv.total()];
+    let mut sum = vec![0u16; iv.total()];
     let ctx = Context { iv, costs: &volume.costs, guide, penalty };
     ctx.horizontal(&mut sum);
     let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();
@@ -199,8 +200,8 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     ctx.row_sweep(&down, &mut sum);
     ctx.row_sweep(&up, &mut sum);
     if let Penalty::Linear { .. } = params.penalty {
-        let half = (dirs.len() / 2) as u32;
-        sum.par_iter_mut().zip(volume.costs.par_iter()).for_each(|(s, &c)| *s -= half * c as u32);
+        let half = (dirs.len() / 2) as u16;
+        sum.par_iter_mut().zip(volume.costs.par_iter()).for_each(|(s, &c)| *s = s.saturating_sub(c.saturating_mul(half)));
     }
     Ok(sum)
 }
@@ -221,7 +222,7 @@ struct RowPaths {
 
 impl Context<'_> {
     /// Both horizontal directions, every row an independent task.
-    fn horizontal(&self, sum: &mut [u32]) {
+    fn horizontal(&self, sum: &mut [u16]) {
         split_rows(sum, self.iv, 1).into_par_iter().for_each(|(rows, row_sum)| {
             dispatch!(self.horizontal_row_avx2(rows.start, row_sum), self.horizontal_row(rows.start, row_sum))
         });
@@ -229,13 +230,13 @@ impl Context<'_> {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u32]) {
+    fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u16]) {
         self.horizontal_row(y, row_sum)
     }
 
     /// Row `y` swept left to right then right to left.
     #[inline(always)]
-    fn horizontal_row(&self, y: usize, row_sum: &mut [u32]) {
+    fn horizontal_row(&self, y: usize, row_sum: &mut [u16]) {
         let iv = self.iv;
         let base = iv.row_entries(y).start;
         let max_len = iv.max_len();
@@ -255,7 +256,7 @@ impl Context<'_> {
                 let pen = self.penalty.at(dx, 0, self.guide[(y, x)], grey_q);
                 let min = step(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n]);
                 for (s, &l) in row_sum[range.start - base..range.end - base].iter_mut().zip(&cur[..n]) {
-                    *s += l as u32;
+                    *s = s.saturating_add(l);
                 }
                 std::mem::swap(&mut prev, &mut cur);
                 prev_state = Some((x, min));
@@ -265,7 +266,7 @@ impl Context<'_> {
 
     /// One sweep over the rows (top-down when every `dy > 0`, bottom-up when every `dy < 0`)
     /// serving all `dirs` at once; pixels of a row are processed in parallel chunks.
-    fn row_sweep(&self, dirs: &[(i32, i32)], sum: &mut [u32]) {
+    fn row_sweep(&self, dirs: &[(i32, i32)], sum: &mut [u16]) {
         if dirs.is_empty() {
             return;
         }
@@ -283,7 +284,7 @@ impl Context<'_> {
             .collect();
         let chunk_px = (w / (rayon::current_num_threads() * 4)).max(32);
         let x_bounds: Vec<usize> = (0..w).step_by(chunk_px).chain(std::iter::once(w)).collect();
-        let mut rows_sum: Vec<Option<&mut [u32]>> =
+        let mut rows_sum: Vec<Option<&mut [u16]>> =
             split_rows(sum, iv, 1).into_iter().map(|(_, s)| Some(s)).collect();
         let order: Box<dyn Iterator<Item = usize>> = if downward { Box::new(0..h) } else { Box::new((0..h).rev()) };
         for y in order {
@@ -369,7 +370,7 @@ impl Context<'_> {
                 let min = step(cost, iv.d_min(x, y), previous.map(|p| p.0), pen, &mut scratch, out);
                 mins[x - task.x0] = min;
                 for (s, &l) in task.sum[local.clone()].iter_mut().zip(out.iter()) {
-                    *s += l as u32;
+                    *s = s.saturating_add(l);
                 }
             }
         }
@@ -380,7 +381,7 @@ impl Context<'_> {
 struct Task<'a> {
     x0: usize,
     x1: usize,
-    sum: &'a mut [u32],
+    sum: &'a mut [u16],
     paths: Vec<(&'a mut [u16], &'a mut [u16])>,
 }
 

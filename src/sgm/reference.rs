@@ -2,7 +2,7 @@
 //!
 //! It stores every path cost of every direction, visits pixels in a plain order for each
 //! direction, and minimises over all labels of the previous pixel explicitly. It follows the
-//! same conventions as [`super::aggregate`] (u16 path costs capped at 65534, a saturated
+//! same conventions as [`super::aggregate`] (u16 path costs capped at 65534, a saturating u16 sum, a saturated
 //! transition counting as unreachable, a path restarting when nothing is reachable).
 
 use super::{directions, Penalty, SgmParams};
@@ -12,11 +12,11 @@ use ndarray::Array2;
 const INF: i64 = u16::MAX as i64;
 
 /// Aggregated costs of `volume`, computed the slow way.
-pub fn aggregate_reference(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -> Vec<u32> {
+pub fn aggregate_reference(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -> Vec<u16> {
     let iv = &volume.intervals;
     let (w, h) = (iv.width() as i32, iv.height() as i32);
     let units = |v: f32| (v * COST_ONE as f32).round().clamp(0.0, (u16::MAX / 2) as f32) as i64;
-    let mut sum = vec![0u32; iv.total()];
+    let mut sum = vec![0u16; iv.total()];
     let dirs = directions(params.directions);
     for &(dx, dy) in &dirs {
         let mut paths = vec![0i64; iv.total()];
@@ -83,13 +83,13 @@ pub fn aggregate_reference(volume: &CostVolume, guide: &Array2<f32>, params: &Sg
             }
         }
         for (s, v) in sum.iter_mut().zip(&paths) {
-            *s += *v as u32;
+            *s = s.saturating_add(*v as u16);
         }
     }
     if let Penalty::Linear { .. } = params.penalty {
-        let half = (dirs.len() / 2) as u32;
+        let half = (dirs.len() / 2) as u16;
         for (s, &c) in sum.iter_mut().zip(&volume.costs) {
-            *s -= half * c as u32;
+            *s = s.saturating_sub(c.saturating_mul(half));
         }
     }
     sum
