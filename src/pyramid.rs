@@ -66,7 +66,8 @@ pub struct Propagation {
 
 /// Intervals of a `width × height` level from the coarse level's disparity (half the size):
 /// `2·d_coarse ± dilate_alti`, then the min of the lower bounds and the max of the upper bounds
-/// over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive).
+/// over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive), then widened to a multiple of
+/// [`LANES`] candidates where the range allows.
 pub fn propagate(
     coarse: &Array2<i32>,
     width: usize,
@@ -94,11 +95,34 @@ pub fn propagate(
         .zip(&hi)
         .map(|(&l, &h)| {
             let l = l.clamp(range.0, range.1);
-            let h = h.clamp(range.0, range.1);
-            (l, h.max(l))
+            let h = h.clamp(range.0, range.1).max(l);
+            widen_to_lanes(l, h, range)
         })
         .unzip();
     Intervals::from_bounds(width, height, &lo, &hi)
+}
+
+/// Candidates per SIMD register of the regulariser (16 × u16 in 256 bits).
+pub const LANES: i32 = 16;
+
+/// Widens `lo ..= hi` symmetrically, within `range`, to a multiple of [`LANES`] candidates:
+/// the regulariser's loops then run on full vector registers instead of a scalar tail, which
+/// costs less than the extra candidates (and a wider search never hurts the estimate).
+fn widen_to_lanes(lo: i32, hi: i32, range: (i32, i32)) -> (i32, i32) {
+    let len = hi - lo + 1;
+    let target = (len + LANES - 1) / LANES * LANES;
+    let extra = target - len;
+    let mut lo = lo - extra / 2;
+    let mut hi = hi + (extra - extra / 2);
+    if lo < range.0 {
+        hi = (hi + range.0 - lo).min(range.1);
+        lo = range.0;
+    }
+    if hi > range.1 {
+        lo = (lo - (hi - range.1)).max(range.0);
+        hi = range.1;
+    }
+    (lo, hi)
 }
 
 /// Min or max over a `(2r+1)²` window, as two 1-D passes.
