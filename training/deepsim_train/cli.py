@@ -1,0 +1,242 @@
+"""``deepsim-train``: train, evaluate, export.
+
+    deepsim-train train --config configs/msaff.yaml [--resume [CKPT]] [--devices 2 --strategy ddp]
+    deepsim-train evaluate --checkpoint runs/msaff/checkpoints/last.ckpt --data /work/shared/data/motorcycle --out eval/
+    deepsim-train evaluate --bundle models/msaff --data ... --out ...
+    deepsim-train export --checkpoint runs/msaff/checkpoints/last.ckpt --out models/msaff [--fp16] [--eval-data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SystemExit(f"--set expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from .config import load_config, save_config
+    from .lightning_module import DeepSimModule, StereoDataModule
+
+    overrides = _parse_set(a.set)
+    for flag, key in (("devices", "trainer.devices"), ("strategy", "trainer.strategy"), ("accelerator", "trainer.accelerator"),
+                      ("num_nodes", "trainer.num_nodes"), ("epochs", "optim.epochs"), ("max_steps", "optim.max_steps"),
+                      ("seed", "seed"), ("output_dir", "output_dir"), ("batch_size", "optim.batch_size"), ("lr", "optim.lr"),
+                      ("precision", "optim.precision")):
+        v = getattr(a, flag, None)
+        if v is not None:
+            overrides[key] = v
+    cfg = load_config(a.config, overrides)  # checked entirely before any computation
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    t = cfg.trainer
+    devices = t.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    ckpt_dir = out / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="step{step:07d}",
+            auto_insert_metric_name=False,
+            save_last=True,
+            save_top_k=-1 if t.checkpoint_every_n_steps else 1,
+            every_n_train_steps=t.checkpoint_every_n_steps or None,
+        )
+    ]
+    trainer = L.Trainer(
+        accelerator=t.accelerator,
+        devices=devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=str(cfg.optim.precision),
+        max_epochs=cfg.optim.epochs if cfg.optim.epochs > 0 else -1,
+        max_steps=cfg.optim.max_steps,
+        gradient_clip_val=cfg.optim.grad_clip or None,
+        log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.val_every_n_epochs,
+        limit_val_batches=1.0 if cfg.data.val else 0,
+        default_root_dir=str(out),
+        logger=CSVLogger(str(out), name="logs"),
+        callbacks=callbacks,
+        enable_progress_bar=not a.no_progress,
+        enable_model_summary=True,
+        deterministic=False,
+    )
+    ckpt_path = None
+    if a.resume is not None:
+        ckpt_path = a.resume if a.resume != "last" else str(ckpt_dir / "last.ckpt")
+        if not Path(ckpt_path).exists():
+            if a.resume == "last":
+                print(f"--resume: no {ckpt_path} yet, starting from scratch", file=sys.stderr)
+                ckpt_path = None
+            else:
+                raise SystemExit(f"--resume: checkpoint {ckpt_path} does not exist")
+    if trainer.is_global_zero:
+        save_config(cfg, out / "config.resolved.yaml")
+    model = DeepSimModule(cfg.to_dict())
+    dm = StereoDataModule(cfg)
+    t0 = time.time()
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    elapsed = time.time() - t0
+    if trainer.is_global_zero:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        prev = {}
+        summary_path = out / "train_summary.json"
+        if ckpt_path and summary_path.exists():
+            prev = json.loads(summary_path.read_text())
+        summary = {
+            "arch": cfg.model.arch,
+            "global_step": trainer.global_step,
+            "epochs_completed": trainer.current_epoch,
+            "seconds": elapsed + float(prev.get("seconds", 0.0)),
+            "world_size": trainer.world_size,
+            "final_metrics": metrics,
+            "last_checkpoint": str(ckpt_dir / "last.ckpt"),
+            "config": str(out / "config.resolved.yaml"),
+        }
+        summary_path.write_text(json.dumps(summary, indent=1))
+        print(json.dumps({k: summary[k] for k in ("global_step", "epochs_completed", "seconds", "world_size")}))
+    return 0
+
+
+def _load_checkpoint(path: str):
+    from .lightning_module import DeepSimModule
+
+    module = DeepSimModule.load_from_checkpoint(path, map_location="cpu")
+    return module.eval()
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .data.pairs import load_pairs
+    from .eval import OnnxSimilarity, TorchSimilarity, evaluate, format_table, ncc_similarity
+
+    sims = []
+    if a.checkpoint:
+        m = _load_checkpoint(a.checkpoint)
+        name = m.cfg.model.arch
+        if m.mlp is not None:
+            sims.append(TorchSimilarity(m.net, m.mlp, name=f"{name}+mlp"))
+        sims.append(TorchSimilarity(m.net, None, name=f"{name}+cosine"))
+    if a.bundle:
+        b = Path(a.bundle)
+        if (b / "mlp.onnx").exists():
+            sims.append(OnnxSimilarity(b, use_mlp=True, name=f"{b.name}+mlp(onnx)"))
+        sims.append(OnnxSimilarity(b, use_mlp=False, name=f"{b.name}+cosine(onnx)"))
+    if not a.no_ncc:
+        sims.append(ncc_similarity(a.ncc_window))
+    pairs = []
+    for d in a.data:
+        pairs += load_pairs(d, format=a.format, purpose="eval")
+    report = evaluate(sims, pairs, out_dir=a.out, seed=a.seed, dataset_name=",".join(a.data))
+    print(format_table(report))
+    if a.out:
+        print(f"wrote {Path(a.out) / 'jp.json'} and plots")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .data.pairs import load_pairs
+    from .eval import TorchSimilarity, evaluate
+    from .export import export_bundle
+
+    m = _load_checkpoint(a.checkpoint)
+    cfg = m.cfg
+    run_dir = Path(a.checkpoint).resolve().parent.parent
+    summary = {}
+    if (run_dir / "train_summary.json").exists():
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+    import torch
+
+    ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)
+    card = {
+        "training_data": ", ".join(str(s.get("path")) for s in cfg.data.train),
+        "steps": ck.get("global_step", summary.get("global_step", "n/a")),
+        "epochs": summary.get("epochs_completed", ck.get("epoch", "n/a")),
+        "train_time": f"{summary['seconds'] / 3600:.2f} h on {summary.get('world_size', 1)} device(s)" if "seconds" in summary else "n/a",
+        "command": f"deepsim-train train --config {run_dir / 'config.resolved.yaml'} && deepsim-train export --checkpoint {a.checkpoint} --out {a.out}",
+    }
+    real = {}
+    if a.eval_data:
+        pairs = load_pairs(a.eval_data, purpose="eval")
+        rows = evaluate([TorchSimilarity(m.net, m.mlp, name="mlp")] if m.mlp is not None else [], pairs)["rows"]
+        rows += evaluate([TorchSimilarity(m.net, None, name="cosine")], pairs)["rows"]
+        card["jp"] = "; ".join(f"{r['name']} {r['jp_percent']:.1f} % (u in {r['u_range']}) on {Path(a.eval_data).name}" for r in rows)
+        real = {pairs[0].name: pairs[0].left}
+    rep = export_bundle(m.net, m.mlp if not a.no_mlp else None, a.out, fp16=a.fp16, real_images=real, card=card)
+    for c in rep["parity"]:
+        print(f"{c['what']}: max|diff| {c['max_abs_diff']:.2e} (tol {c['tolerance']:.1e}) {'ok' if c['ok'] else 'FAILED'}")
+    print(f"bundle written to {a.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="deepsim-train", description="deepsim training side: train, evaluate, export")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a feature extractor (+ MLP) from a YAML config")
+    t.add_argument("--config", required=True)
+    t.add_argument("--resume", nargs="?", const="last", default=None, help="resume from CKPT (default: OUTPUT_DIR/checkpoints/last.ckpt)")
+    t.add_argument("--devices", help="devices per node (int, list, or 'auto')")
+    t.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp, ...")
+    t.add_argument("--accelerator", help="auto, cpu, gpu")
+    t.add_argument("--num-nodes", dest="num_nodes", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-steps", dest="max_steps", type=int)
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--precision")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--output-dir", dest="output_dir")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set data.crop_width=128")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="JP / overlap / AUC on datasets with GT, plots and JSON")
+    e.add_argument("--checkpoint")
+    e.add_argument("--bundle", help="an exported bundle folder (run with onnxruntime)")
+    e.add_argument("--data", action="append", required=True, help="dataset folder (synth, middlebury, motorcycle); repeatable")
+    e.add_argument("--format", default="auto")
+    e.add_argument("--out", help="output folder for jp.json and plots")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--ncc-window", type=int, default=7)
+    e.add_argument("--no-ncc", action="store_true", help="skip the NCC baseline row")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="checkpoint -> ONNX bundle (features.onnx, mlp.onnx, card.md)")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--fp16", action="store_true", help="store weights as float16 (checked)")
+    x.add_argument("--no-mlp", action="store_true")
+    x.add_argument("--eval-data", help="dataset for the card's JP and a real-image parity check")
+    x.set_defaults(func=cmd_export)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.cmd == "evaluate" and not (a.checkpoint or a.bundle or not a.no_ncc):
+        raise SystemExit("evaluate: give --checkpoint and/or --bundle (or keep the NCC baseline)")
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
