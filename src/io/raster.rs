@@ -72,19 +72,28 @@ impl Raster {
     }
 }
 
-/// The `lo`/`hi` quantiles of the valid samples (exact, by selection).
+/// The `lo`/`hi` quantiles of the valid samples, with linear interpolation between order
+/// statistics (NumPy's default "linear" method, as the training side computes them).
 fn percentile_range(values: &Array2<f32>, valid: &Array2<bool>, lo: f64, hi: f64) -> (f32, f32) {
     let mut samples: Vec<f32> =
         values.iter().zip(valid.iter()).filter(|(_, ok)| **ok).map(|(v, _)| *v).collect();
     if samples.is_empty() {
         return (0.0, 1.0);
     }
-    let n = samples.len();
-    let rank = |q: f64| ((q * (n - 1) as f64).round() as usize).min(n - 1);
-    let (i_lo, i_hi) = (rank(lo), rank(hi));
-    let v_hi = *samples.select_nth_unstable_by(i_hi, f32::total_cmp).1;
-    let v_lo = *samples.select_nth_unstable_by(i_lo, f32::total_cmp).1;
-    (v_lo, v_hi)
+    (quantile(&mut samples, lo), quantile(&mut samples, hi))
+}
+
+/// The `q` quantile of `samples` (reordered in place), interpolated between neighbours.
+fn quantile(samples: &mut [f32], q: f64) -> f32 {
+    let h = q * (samples.len() - 1) as f64;
+    let i = h.floor() as usize;
+    let below = *samples.select_nth_unstable_by(i, f32::total_cmp).1 as f64;
+    let above = if i + 1 < samples.len() {
+        samples[i + 1..].iter().copied().fold(f32::INFINITY, f32::min) as f64
+    } else {
+        below
+    };
+    (below + (h - i as f64) * (above - below)) as f32
 }
 
 fn extension(path: &Path) -> String {
