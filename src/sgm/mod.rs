@@ -153,6 +153,11 @@ impl Resolved {
         }
     }
 
+    /// Whether the penalty depends on the image (then [`Resolved::at`] is needed per pixel).
+    fn is_adaptive(&self) -> bool {
+        matches!(self.penalty, Penalty::Classic { p2_adapt: Some(_), .. })
+    }
+
     /// The penalty of the step from `q` to `p` along `(dx, dy)`, given their grey values.
     #[inline]
     fn at(&self, dx: i32, dy: i32, grey_p: f32, grey_q: f32) -> StepPenalty {
@@ -241,7 +246,9 @@ impl Context<'_> {
         let base = iv.row_entries(y).start;
         let max_len = iv.max_len();
         let (mut prev, mut cur, mut scratch) = (vec![0u16; max_len], vec![0u16; max_len], Vec::new());
+        let adaptive = self.penalty.is_adaptive();
         for dx in [1i32, -1] {
+            let fixed = self.penalty.at(dx, 0, 0.0, 0.0);
             let mut prev_state: Option<(usize, u16)> = None; // (x of q, min L_q)
             for i in 0..iv.width() {
                 let x = if dx > 0 { i } else { iv.width() - 1 - i };
@@ -252,8 +259,10 @@ impl Context<'_> {
                     d_min: iv.d_min(qx, y),
                     min,
                 });
-                let grey_q = prev_state.map_or(0.0, |(qx, _)| self.guide[(y, qx)]);
-                let pen = self.penalty.at(dx, 0, self.guide[(y, x)], grey_q);
+                let pen = match prev_state {
+                    Some((qx, _)) if adaptive => self.penalty.at(dx, 0, self.guide[(y, x)], self.guide[(y, qx)]),
+                    _ => fixed,
+                };
                 let min = step(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n]);
                 for (s, &l) in row_sum[range.start - base..range.end - base].iter_mut().zip(&cur[..n]) {
                     *s = s.saturating_add(l);
@@ -339,36 +348,47 @@ impl Context<'_> {
         let iv = self.iv;
         let (w, h) = (iv.width() as i32, iv.height() as i32);
         let chunk_base = iv.entries(task.x0, y).start;
+        let adaptive = self.penalty.is_adaptive();
+        // Everything that depends on the direction but not on x, resolved once per row chunk.
+        let per_dir: Vec<(i32, Option<(usize, &RowPaths, usize)>, StepPenalty)> = dirs
+            .iter()
+            .zip(rings)
+            .map(|(&(dx, dy), ring)| {
+                let qy = y as i32 - dy;
+                let q = (0..h).contains(&qy).then(|| {
+                    let qy = qy as usize;
+                    (qy, &ring[qy % ring.len()], iv.row_entries(qy).start)
+                });
+                (dx, q, self.penalty.at(dx, dy, 0.0, 0.0))
+            })
+            .collect();
         let mut scratch = Vec::new();
         for x in task.x0..task.x1 {
             let range = iv.entries(x, y);
             let local = range.start - chunk_base..range.end - chunk_base;
             let cost = &self.costs[range.clone()];
-            for (k, &(dx, dy)) in dirs.iter().enumerate() {
-                let (qx, qy) = (x as i32 - dx, y as i32 - dy);
-                let previous = if (0..w).contains(&qx) && (0..h).contains(&qy) {
-                    let (qx, qy) = (qx as usize, qy as usize);
-                    let ring = &rings[k];
-                    let slot = &ring[qy % ring.len()];
-                    let q_range = iv.entries(qx, qy);
-                    let q_base = iv.row_entries(qy).start;
-                    Some((
-                        Previous {
+            let d_min = iv.d_min(x, y);
+            for (k, &(dx, q, fixed)) in per_dir.iter().enumerate() {
+                let qx = x as i32 - dx;
+                let mut pen = fixed;
+                let previous = match q {
+                    Some((qy, slot, q_base)) if (0..w).contains(&qx) => {
+                        let qx = qx as usize;
+                        if adaptive {
+                            pen = self.penalty.at(dx, dirs[k].1, self.guide[(y, x)], self.guide[(qy, qx)]);
+                        }
+                        let q_range = iv.entries(qx, qy);
+                        Some(Previous {
                             costs: &slot.costs[q_range.start - q_base..q_range.end - q_base],
                             d_min: iv.d_min(qx, qy),
                             min: slot.mins[qx],
-                        },
-                        self.guide[(qy, qx)],
-                    ))
-                } else {
-                    None
+                        })
+                    }
+                    _ => None,
                 };
-                let grey_q = previous.as_ref().map_or(0.0, |p| p.1);
-                let pen = self.penalty.at(dx, dy, self.guide[(y, x)], grey_q);
                 let (paths, mins) = &mut task.paths[k];
                 let out = &mut paths[local.clone()];
-                let min = step(cost, iv.d_min(x, y), previous.map(|p| p.0), pen, &mut scratch, out);
-                mins[x - task.x0] = min;
+                mins[x - task.x0] = step(cost, d_min, previous, pen, &mut scratch, out);
                 for (s, &l) in task.sum[local.clone()].iter_mut().zip(out.iter()) {
                     *s = s.saturating_add(l);
                 }
