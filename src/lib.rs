@@ -23,9 +23,11 @@ pub mod disparity;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod model;
 pub mod pipeline;
 pub mod pyramid;
 pub mod report;
+pub mod runtime;
 pub mod sgm;
 pub mod similarity;
 

@@ -1,0 +1,39 @@
+//! Network runtimes: what executes the ONNX models of a bundle.
+//!
+//! The similarity backends only see two small traits, one per model role of the contract
+//! (`docs/model-contract.md`): a feature extractor (grey tile in, one embedding per pixel out)
+//! and a decision network (pairs of embeddings in, similarities out). A runtime turns an ONNX
+//! file into either. The pure-Rust runtime (tract) needs no native library and is the default.
+
+mod tract_rt;
+
+pub use tract_rt::Tract;
+
+use crate::error::Result;
+use ndarray::{Array1, Array3, ArrayView2};
+use std::path::Path;
+
+/// A feature extractor: `features.onnx` of a bundle.
+pub trait FeatureNet: Send + Sync {
+    /// Embeddings `[C, H, W]` of a grey image `[H, W]` in [0, 1] whose sides are multiples of
+    /// the model's `pad_multiple` (the caller pads).
+    fn run(&self, image: ArrayView2<'_, f32>) -> Result<Array3<f32>>;
+}
+
+/// A decision network: `mlp.onnx` of a bundle.
+pub trait DecisionNet: Send + Sync {
+    /// Similarities in [0, 1] of the rows of `left` and `right` (both `[M, C]`).
+    fn run(&self, left: ArrayView2<'_, f32>, right: ArrayView2<'_, f32>) -> Result<Array1<f32>>;
+}
+
+/// Loads ONNX files into runnable networks.
+pub trait Runtime: Send + Sync {
+    /// A name for reports, with the execution provider where there is one ("tract", "ort/cuda").
+    fn name(&self) -> String;
+
+    /// Loads a feature extractor.
+    fn feature_net(&self, path: &Path) -> Result<Box<dyn FeatureNet>>;
+
+    /// Loads a decision network.
+    fn decision_net(&self, path: &Path) -> Result<Box<dyn DecisionNet>>;
+}

@@ -1,0 +1,132 @@
+//! The pure-Rust runtime, on `tract-onnx`.
+//!
+//! tract cannot always propagate symbolic image sizes through every op (a `Resize` by a scale
+//! on a symbolic side, for one), so feature extractors are optimised for concrete sizes, one plan
+//! per input size, cached: the engine feeds fixed-size tiles, so only a few sizes ever occur.
+//! The decision network has a symbolic batch size.
+
+use super::{DecisionNet, FeatureNet, Runtime};
+use crate::error::{Error, ErrorKind, Result};
+use ndarray::{Array1, Array3, ArrayView2};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::prelude::*;
+
+/// The tract runtime (CPU, no native dependency).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tract;
+
+type Plan = std::sync::Arc<TypedRunnableModel>;
+
+fn backend_error(path: &Path, what: &str, err: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Backend, format!("{}: {what}: {err}", path.display()))
+}
+
+fn load(path: &Path) -> Result<InferenceModel> {
+    if !path.is_file() {
+        return Err(Error::new(ErrorKind::Io, format!("{}: no such model file", path.display())));
+    }
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| Error::decode(path, format!("not a loadable ONNX model ({e})")))
+}
+
+impl Runtime for Tract {
+    fn name(&self) -> String {
+        "tract".to_string()
+    }
+
+    fn feature_net(&self, path: &Path) -> Result<Box<dyn FeatureNet>> {
+        Ok(Box::new(TractFeatures { path: path.to_path_buf(), model: load(path)?, plans: Mutex::default() }))
+    }
+
+    fn decision_net(&self, path: &Path) -> Result<Box<dyn DecisionNet>> {
+        let mut model = load(path)?;
+        let m = model.symbols.sym("M");
+        let width = |model: &InferenceModel, i: usize| -> Result<usize> {
+            let fact = model.input_fact(i).map_err(|e| backend_error(path, "input", e))?;
+            fact.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| if let TDim::Val(v) = d { usize::try_from(v).ok() } else { None }).ok_or_else(|| {
+                Error::invalid_input(format!("{}: input {i} has no fixed embedding size", path.display()))
+            })
+        };
+        let c = width(&model, 0)?;
+        for i in 0..2 {
+            model
+                .set_input_fact(i, f32::fact([m.to_dim(), c.to_dim()]).into())
+                .map_err(|e| backend_error(path, "setting the input shape", e))?;
+        }
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| backend_error(path, "optimising the decision network", e))?;
+        Ok(Box::new(TractDecision { path: path.to_path_buf(), plan }))
+    }
+}
+
+struct TractFeatures {
+    path: PathBuf,
+    model: InferenceModel,
+    plans: Mutex<HashMap<(usize, usize), Plan>>,
+}
+
+impl TractFeatures {
+    fn plan(&self, h: usize, w: usize) -> Result<Plan> {
+        if let Some(plan) = self.plans.lock().expect("no panic while locked").get(&(h, w)) {
+            return Ok(plan.clone());
+        }
+        let mut model = self.model.clone();
+        model
+            .set_input_fact(0, f32::fact([1, 1, h, w]).into())
+            .map_err(|e| backend_error(&self.path, "setting the input shape", e))?;
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| backend_error(&self.path, &format!("optimising for a {w}×{h} input"), e))?;
+        self.plans.lock().expect("no panic while locked").insert((h, w), plan.clone());
+        Ok(plan)
+    }
+}
+
+impl FeatureNet for TractFeatures {
+    fn run(&self, image: ArrayView2<'_, f32>) -> Result<Array3<f32>> {
+        let (h, w) = image.dim();
+        let plan = self.plan(h, w)?;
+        let input: Tensor = image.to_owned().into_shape_with_order((1, 1, h, w)).expect("same size").into();
+        let outputs = plan.run(tvec!(input.into())).map_err(|e| backend_error(&self.path, "running", e))?;
+        let out = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| backend_error(&self.path, "reading the output", e))?;
+        let shape = out.shape().to_vec();
+        if shape.len() != 4 || shape[0] != 1 || shape[2] != h || shape[3] != w {
+            return Err(Error::invalid_input(format!(
+                "{}: output shape {shape:?} for a {w}×{h} input; the contract requires [1, C, {h}, {w}]",
+                self.path.display()
+            )));
+        }
+        Ok(out.to_owned().into_shape_with_order((shape[1], h, w)).expect("same size"))
+    }
+}
+
+struct TractDecision {
+    path: PathBuf,
+    plan: Plan,
+}
+
+impl DecisionNet for TractDecision {
+    fn run(&self, left: ArrayView2<'_, f32>, right: ArrayView2<'_, f32>) -> Result<Array1<f32>> {
+        let inputs = tvec!(Tensor::from(left.to_owned()).into(), Tensor::from(right.to_owned()).into());
+        let outputs = self.plan.run(inputs).map_err(|e| backend_error(&self.path, "running", e))?;
+        let out = outputs[0].to_plain_array_view::<f32>().map_err(|e| backend_error(&self.path, "reading the output", e))?;
+        if out.len() != left.nrows() {
+            return Err(Error::invalid_input(format!(
+                "{}: {} similarities for {} pairs; the contract requires one per pair",
+                self.path.display(),
+                out.len(),
+                left.nrows()
+            )));
+        }
+        Ok(out.iter().copied().collect())
+    }
+}
