@@ -10,6 +10,7 @@
 //! are where matching fails.
 
 use super::geometry::Roof;
+use super::noise::{fade, floor};
 use super::rng::hash2_unit;
 use super::scene::{
     parking_row_step, Cover, Kind, Place, RoofSurface, Scene, Shape, TextureUse, PARKING_MARGIN_M, PARKING_ROW_M,
@@ -39,7 +40,7 @@ impl Texture {
 
     /// Bilinear sample with wrap-around, in texels.
     fn sample(&self, u: f64, v: f64) -> f32 {
-        let (fu, fv) = (u.floor(), v.floor());
+        let (fu, fv) = (floor(u), floor(v));
         let (tu, tv) = ((u - fu) as f32, (v - fv) as f32);
         let (w, h) = (self.width as i64, self.height as i64);
         let (i0, j0) = ((fu as i64).rem_euclid(w) as usize, (fv as i64).rem_euclid(h) as usize);
@@ -55,11 +56,33 @@ impl Texture {
 pub struct Appearance<'a> {
     scene: &'a Scene,
     textures: Arc<Vec<Texture>>,
+    /// Size of a pixel on the ground (m): texture finer than this is averaged out, as a
+    /// camera's pixel would, instead of aliasing differently in the two views.
+    pixel_m: f64,
 }
 
 #[inline]
 fn frac(v: f64) -> f64 {
-    v - v.floor()
+    v - floor(v)
+}
+
+/// Mean over [u − w/2, u + w/2] of the periodic indicator `frac(u / period) < duty`: a
+/// stripe pattern box-filtered over a pixel footprint `w`, so it does not alias.
+#[inline]
+fn stripe(u: f64, period: f64, duty: f64, w: f64) -> f32 {
+    let on = duty * period;
+    let integral = |v: f64| {
+        let k = floor(v / period);
+        k * on + (v - k * period).min(on)
+    };
+    ((integral(u + w / 2.0) - integral(u - w / 2.0)) / w).clamp(0.0, 1.0) as f32
+}
+
+/// Mean over [u − w/2, u + w/2] of the indicator |u| < half.
+#[inline]
+fn band(u: f64, half: f64, w: f64) -> f32 {
+    let overlap = (u + w / 2.0).min(half) - (u - w / 2.0).max(-half);
+    (overlap / w).clamp(0.0, 1.0) as f32
 }
 
 /// Brightness of a texture use around `tone`.
@@ -70,7 +93,33 @@ fn textured(tex: &Texture, usage: &TextureUse, x: f64, y: f64, tone: f32) -> f32
 impl<'a> Appearance<'a> {
     /// Albedo of `scene`, with the user textures.
     pub fn new(scene: &'a Scene, textures: Arc<Vec<Texture>>) -> Self {
-        Appearance { scene, textures }
+        Appearance { scene, textures, pixel_m: scene.camera.gsd_m }
+    }
+
+    /// How much of a texture feature of size `feature_m` survives averaging over a pixel.
+    #[inline]
+    fn fade(&self, feature_m: f64) -> f32 {
+        fade(feature_m, self.pixel_m)
+    }
+
+    /// Value noise of feature size `feature_m`, faded out below the pixel size.
+    #[inline]
+    fn v(&self, x: f64, y: f64, feature_m: f64) -> f32 {
+        let k = self.fade(feature_m);
+        if k == 0.0 { 0.0 } else { k * self.scene.noise.value(x / feature_m, y / feature_m) }
+    }
+
+    /// Fractal noise whose octaves finer than a pixel are faded out.
+    #[inline]
+    fn f(&self, x: f64, y: f64, scale_m: f64, octaves: u32) -> f32 {
+        self.scene.noise.fbm_limited(x, y, scale_m, octaves, self.pixel_m)
+    }
+
+    /// Coverage of the joints of a square grid of `size` m with joints `duty` × size wide.
+    #[inline]
+    fn grid(&self, u: f64, v: f64, size: f64, duty: f64) -> f32 {
+        let (a, b) = (stripe(u, size, duty, self.pixel_m), stripe(v, size, duty, self.pixel_m));
+        1.0 - (1.0 - a) * (1.0 - b)
     }
 
     fn user(&self, usage: &Option<TextureUse>, x: f64, y: f64, tone: f32) -> Option<f32> {
@@ -85,31 +134,31 @@ impl<'a> Appearance<'a> {
 
     fn ground(&self, x: f64, y: f64) -> f32 {
         let s = self.scene;
-        let n = &s.noise;
         let lay = &s.layout;
         // Large, soft brightness variation common to everything on the ground.
-        let broad = 0.03 * n.fbm(x - 500.0, y + 300.0, 25.0, 2);
+        let broad = 0.03 * self.f(x - 500.0, y + 300.0, 25.0, 2);
         let a = match lay.place(x, y) {
             Place::Road { across, along, half, crossing, zebra } => {
-                let mut a = lay.asphalt_tone + 0.025 * n.value(x * 7.0, y * 7.0) + 0.03 * n.fbm(x, y, 4.0, 2);
-                if zebra && frac(across / 1.0 + 0.25) < 0.5 && across.abs() < half - 0.3 {
-                    a = 0.72 + 0.03 * n.value(x * 5.0, y * 5.0);
+                let a = lay.asphalt_tone + 0.025 * self.v(x, y, 0.1429) + 0.03 * self.f(x, y, 4.0, 2);
+                let pw = self.pixel_m;
+                let paint = if zebra {
+                    stripe(across - 0.25, 1.0, 0.5, pw) * band(across, half - 0.3, pw)
                 } else if !crossing {
-                    let centre = half > 3.5 && across.abs() < 0.07 && frac(along / 9.0) < 0.4;
-                    let edge = half > 5.0 && (across.abs() - (half - 0.35)).abs() < 0.07;
-                    if centre || edge {
-                        a = 0.7 + 0.03 * n.value(x * 5.0, y * 5.0);
-                    }
-                }
-                a
+                    let centre = if half > 3.5 { band(across, 0.07, pw) * stripe(along, 9.0, 0.4, pw) } else { 0.0 };
+                    let edge = if half > 5.0 { band(across.abs() - (half - 0.35), 0.07, pw) } else { 0.0 };
+                    centre.max(edge)
+                } else {
+                    0.0
+                };
+                a + (0.72 - a) * paint
             }
             Place::Walk { u, v } => {
                 let size = 0.6;
-                let (i, j) = ((u / size).floor(), (v / size).floor());
-                let joint = frac(u / size) < 0.06 || frac(v / size) < 0.06;
-                let slab = (hash2_unit(s.seed ^ 0x51AB, i as i64, j as i64) - 0.5) as f32 * 0.06;
-                let a = lay.walk_tone + slab + 0.02 * n.value(x * 9.0, y * 9.0);
-                self.user(&s.textures.paved, x, y, a).unwrap_or(if joint { a - 0.08 } else { a })
+                let (i, j) = (floor(u / size), floor(v / size));
+                let joint = self.grid(u, v, size, 0.06);
+                let slab = (hash2_unit(s.seed ^ 0x51AB, i as i64, j as i64) - 0.5) as f32 * 0.06 * self.fade(size);
+                let a = lay.walk_tone + slab + 0.02 * self.v(x, y, 0.1111);
+                self.user(&s.textures.paved, x, y, a).unwrap_or(a - 0.08 * joint)
             }
             Place::Block { index, u, v } => {
                 let info = lay.blocks[index];
@@ -117,24 +166,24 @@ impl<'a> Appearance<'a> {
                 let seed = info.seed;
                 match info.cover {
                     Cover::Grass => self.user(&s.textures.grass, x, y, t).unwrap_or_else(|| {
-                        t + 0.06 * n.fbm(x, y, 0.5, 2) + 0.05 * n.fbm(x + 77.0, y, 7.0, 2) + 0.03 * n.value(x * 12.0, y * 12.0)
+                        t + 0.06 * self.f(x, y, 0.5, 2) + 0.05 * self.f(x + 77.0, y, 7.0, 2) + 0.03 * self.v(x, y, 0.0833)
                     }),
                     Cover::Field => self.user(&s.textures.field, x, y, t).unwrap_or_else(|| {
                         let period = 0.7 + 0.5 * (seed % 100) as f64 / 100.0;
                         let w = frac(u / period);
-                        let furrow = (if w < 0.5 { w } else { 1.0 - w }) as f32 * 0.16 - 0.04;
-                        t + furrow + 0.04 * n.fbm(x, y, 3.0, 2) + 0.03 * n.value(x * 10.0, y * 10.0)
+                        let furrow = ((if w < 0.5 { w } else { 1.0 - w }) as f32 * 0.16 - 0.04) * self.fade(period / 2.0);
+                        t + furrow + 0.04 * self.f(x, y, 3.0, 2) + 0.03 * self.v(x, y, 0.1000)
                     }),
-                    Cover::Gravel => t + 0.09 * n.value(x * 14.0, y * 14.0) + 0.04 * n.fbm(x, y, 2.0, 2),
+                    Cover::Gravel => t + 0.09 * self.v(x, y, 0.0714) + 0.04 * self.f(x, y, 2.0, 2),
                     Cover::Paved => self.user(&s.textures.paved, x, y, t).unwrap_or_else(|| {
                         let size = 1.0 + (seed % 5) as f64 * 0.1;
-                        let joint = frac(u / size) < 0.04 || frac(v / size) < 0.04;
-                        let a = t + 0.02 * n.value(x * 8.0, y * 8.0) + 0.03 * n.fbm(x, y, 5.0, 2);
-                        if joint { a - 0.07 } else { a }
+                        let joint = self.grid(u, v, size, 0.04);
+                        let a = t + 0.02 * self.v(x, y, 0.1250) + 0.03 * self.f(x, y, 5.0, 2);
+                        a - 0.07 * joint
                     }),
                     Cover::Parking => {
-                        let a = lay.asphalt_tone + 0.025 * n.value(x * 7.0, y * 7.0) + 0.03 * n.fbm(x, y, 4.0, 2);
-                        if self.stall_line(index, u, v) { 0.68 } else { a }
+                        let a = lay.asphalt_tone + 0.025 * self.v(x, y, 0.1429) + 0.03 * self.f(x, y, 4.0, 2);
+                        a + (0.68 - a) * self.stall_line(index, u, v)
                     }
                 }
             }
@@ -142,8 +191,8 @@ impl<'a> Appearance<'a> {
         a + broad
     }
 
-    /// True on the white lines of a car park (block `index`, city coordinates u, v).
-    fn stall_line(&self, index: usize, u: f64, v: f64) -> bool {
+    /// Coverage of the white lines of a car park (block `index`, city coordinates u, v).
+    fn stall_line(&self, index: usize, u: f64, v: f64) -> f32 {
         let lay = &self.scene.layout;
         let nq = lay.q_streets.len() - 1;
         let (i, j) = (index / nq, index % nq);
@@ -151,28 +200,31 @@ impl<'a> Appearance<'a> {
         let q0 = lay.q_streets[j].pos_m + lay.q_streets[j].half_m + lay.q_streets[j].walk_m + PARKING_MARGIN_M;
         let (du, mut dv) = (u - p0, v - q0);
         if du < 0.0 || dv < 0.0 {
-            return false;
+            return 0.0;
         }
         let mut row = 0;
         while dv >= parking_row_step(row) {
             dv -= parking_row_step(row);
             row += 1;
             if row > 1000 {
-                return false;
+                return 0.0;
             }
         }
-        dv < PARKING_ROW_M && (frac(du / PARKING_STALL_M) < 0.05 || dv < 0.12)
+        if dv >= PARKING_ROW_M {
+            return 0.0;
+        }
+        let pw = self.pixel_m;
+        stripe(du - 0.06, PARKING_STALL_M, 0.12 / PARKING_STALL_M, pw).max(band(dv - 0.06, 0.06, pw))
     }
 
     fn object_top(&self, id: u32, x: f64, y: f64, z: f64) -> f32 {
         let s = self.scene;
-        let n = &s.noise;
         let obj = &s.objects[id as usize - 1];
         match (&obj.shape, obj.kind) {
             (Shape::Block(b), Kind::Wing { roof, roof_tone, .. }) => {
                 let (a, bb) = b.rect.local(x, y);
                 if b.roof == Roof::Flat && b.parapet_m > 0.0 && z > b.eave_m + 0.5 * b.parapet_m {
-                    return roof_tone.max(0.45) + 0.1 + 0.02 * n.value(x * 6.0, y * 6.0);
+                    return roof_tone.max(0.45) + 0.1 + 0.02 * self.v(x, y, 0.1667);
                 }
                 // Coordinates along the ridge (su) and down the slope (sv).
                 let (su, sv) = if b.slope_axis_is_b() { (a, bb.abs()) } else { (bb, a.abs()) };
@@ -180,39 +232,39 @@ impl<'a> Appearance<'a> {
                 match roof {
                     RoofSurface::Tiles => {
                         let (rh, tw) = (0.33, 0.25);
-                        let row = (sv / rh).floor();
-                        let col = (su / tw + 0.5 * (row as i64 & 1) as f64).floor();
-                        let tile = (hash2_unit(obj.seed, row as i64, col as i64) - 0.5) as f32 * 0.08;
-                        let lip = if frac(sv / rh) > 0.82 { -0.07 } else { 0.0 };
-                        let ridge = if sv < 0.15 && b.roof != Roof::Shed { -0.05 } else { 0.0 };
-                        t + tile + lip + ridge + 0.02 * n.value(x * 9.0, y * 9.0) + 0.03 * n.fbm(x, y, 3.0, 2)
+                        let row = floor(sv / rh);
+                        let col = floor(su / tw + 0.5 * (row as i64 & 1) as f64);
+                        let tile = (hash2_unit(obj.seed, row as i64, col as i64) - 0.5) as f32 * 0.08 * self.fade(tw);
+                        let lip = -0.07 * stripe(sv - 0.82 * rh, rh, 0.18, self.pixel_m);
+                        let ridge = if b.roof != Roof::Shed { -0.05 * band(sv, 0.15, self.pixel_m) } else { 0.0 };
+                        t + tile + lip + ridge + 0.02 * self.v(x, y, 0.1111) + 0.03 * self.f(x, y, 3.0, 2)
                     }
                     RoofSurface::Metal => {
-                        let seam = if frac(su / 0.5) < 0.08 { 0.06 } else { 0.0 };
-                        t + seam + 0.01 * n.value(x * 6.0, y * 6.0) + 0.02 * n.fbm(x, y, 4.0, 1)
+                        let seam = 0.06 * stripe(su, 0.5, 0.08, self.pixel_m);
+                        t + seam + 0.01 * self.v(x, y, 0.1667) + 0.02 * self.f(x, y, 4.0, 1)
                     }
                     RoofSurface::Membrane => self.user(&s.textures.flat_roof, x, y, t).unwrap_or_else(|| {
-                        let seam = if frac(su / 1.0) < 0.03 { -0.015 } else { 0.0 };
-                        t + seam + 0.008 * n.value(x * 5.0, y * 5.0) + 0.02 * n.fbm(x + 31.0, y, 3.0, 2)
+                        let seam = -0.015 * stripe(su, 1.0, 0.03, self.pixel_m);
+                        t + seam + 0.008 * self.v(x, y, 0.2000) + 0.02 * self.f(x + 31.0, y, 3.0, 2)
                     }),
                     RoofSurface::Gravel => self.user(&s.textures.flat_roof, x, y, t).unwrap_or_else(|| {
-                        t + 0.08 * n.value(x * 15.0, y * 15.0) + 0.03 * n.fbm(x, y, 2.0, 2)
+                        t + 0.08 * self.v(x, y, 0.0667) + 0.03 * self.f(x, y, 2.0, 2)
                     }),
-                    RoofSurface::Green => t + 0.06 * n.fbm(x, y, 0.3, 2) + 0.04 * n.fbm(x, y, 3.0, 2),
+                    RoofSurface::Green => t + 0.06 * self.f(x, y, 0.3, 2) + 0.04 * self.f(x, y, 3.0, 2),
                 }
             }
             (Shape::Block(b), Kind::Car { tone }) => {
                 let (a, bb) = b.rect.local(x, y);
                 let t = (a / b.rect.ha + 0.08).abs();
                 let glass = (0.42..0.62).contains(&t) || (t < 0.42 && bb.abs() > 0.7 * b.rect.hb);
-                if glass { 0.07 } else { tone + 0.02 * n.value(x * 10.0, y * 10.0) }
+                if glass { 0.07 } else { tone + 0.02 * self.v(x, y, 0.1000) }
             }
-            (_, Kind::Fixture { tone }) => tone + 0.02 * n.value(x * 8.0, y * 8.0),
+            (_, Kind::Fixture { tone }) => tone + 0.02 * self.v(x, y, 0.1250),
             (_, Kind::Wall { tone, hedge }) => {
                 if hedge {
-                    tone + 0.06 * n.fbm(x, y, 0.25, 2)
+                    tone + 0.06 * self.f(x, y, 0.25, 2)
                 } else {
-                    tone + 0.03 * n.value(x * 10.0, y * 10.0)
+                    tone + 0.03 * self.v(x, y, 0.1000)
                 }
             }
             (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z),
@@ -223,7 +275,6 @@ impl<'a> Appearance<'a> {
     /// Albedo of a facade point of object `id`; `normal` is its outward horizontal normal.
     pub fn facade(&self, id: u32, x: f64, y: f64, z: f64, normal: (f64, f64)) -> f32 {
         let s = self.scene;
-        let n = &s.noise;
         let obj = &s.objects[id as usize - 1];
         let a = match (&obj.shape, obj.kind) {
             (Shape::Block(b), Kind::Wing { facade, .. }) => {
@@ -244,21 +295,21 @@ impl<'a> Appearance<'a> {
                     && in_bay > margin
                     && in_bay < bay - margin;
                 if window {
-                    let pane = hash2_unit(obj.seed, (h / storey).floor() as i64, (along / bay).floor() as i64) as f32;
+                    let pane = hash2_unit(obj.seed, floor(h / storey) as i64, floor(along / bay) as i64) as f32;
                     facade.glass + 0.1 * pane
                 } else if z > b.eave_m - 0.05 && b.roof != Roof::Flat {
                     // The gable's triangle and the eaves: roof-coloured.
                     facade.tone * 0.9
                 } else {
-                    facade.tone + 0.02 * n.value(along * 6.0, z * 6.0)
+                    facade.tone + 0.02 * self.v(along, z, 0.1667)
                 }
             }
             (Shape::Block(_), Kind::Car { tone }) => {
                 if z > obj.top_m() - 0.55 { 0.08 } else { tone * 0.85 }
             }
             (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z) * 0.9,
-            (_, Kind::Wall { tone, hedge: true }) => tone + 0.06 * n.fbm(x + z, y, 0.25, 2),
-            (_, Kind::Wall { tone, .. }) | (_, Kind::Fixture { tone }) => tone * 0.95 + 0.02 * n.value(x * 8.0 + z, y * 8.0),
+            (_, Kind::Wall { tone, hedge: true }) => tone + 0.06 * self.f(x + z, y, 0.25, 2),
+            (_, Kind::Wall { tone, .. }) | (_, Kind::Fixture { tone }) => tone * 0.95 + 0.02 * self.v(x + z, y, 0.1250),
             (Shape::Tree(_), _) => foliage(self, 0.12, x, y, z),
         };
         a.clamp(0.01, 0.95)
@@ -266,6 +317,5 @@ impl<'a> Appearance<'a> {
 }
 
 fn foliage(look: &Appearance, tone: f32, x: f64, y: f64, z: f64) -> f32 {
-    let n = &look.scene.noise;
-    tone + 0.07 * n.fbm(x + z, y - z, 0.35, 2) + 0.04 * n.value(x * 9.0, y * 9.0)
+    tone + 0.07 * look.f(x + z, y - z, 0.35, 2) + 0.04 * look.v(x, y, 0.1111)
 }

@@ -14,6 +14,8 @@ use super::scene::{Object, Scene, Shape};
 
 /// Samples along X per pixel of ground.
 pub const SAMPLES_PER_PX: usize = 2;
+/// Terrain is evaluated exactly every this many samples along X.
+const TERRAIN_STRIDE: usize = 8;
 /// Height of the Y bands that objects are binned into (m).
 const BAND_M: f64 = 4.0;
 
@@ -121,8 +123,20 @@ impl Dsm {
         for r in 0..self.ny {
             let y = self.y(r);
             let row = r * self.nx;
-            for i in 0..self.nx {
-                self.z[row + i] = scene.terrain.height(noise, self.x(i), y) as f32;
+            // The relief varies over tens of metres: exact every TERRAIN_STRIDE samples,
+            // linear in between.
+            let mut i = 0;
+            while i < self.nx {
+                let j = (i + TERRAIN_STRIDE).min(self.nx - 1);
+                let (za, zb) = (scene.terrain.height(noise, self.x(i), y), scene.terrain.height(noise, self.x(j), y));
+                for k in i..=j {
+                    let t = if j == i { 0.0 } else { (k - i) as f64 / (j - i) as f64 };
+                    self.z[row + k] = (za + (zb - za) * t) as f32;
+                }
+                if j == self.nx - 1 {
+                    break;
+                }
+                i = j;
             }
             let band = ((y - self.y0_m) / BAND_M).floor() as usize;
             for &k in &binned[band.min(bands - 1)] {
@@ -190,7 +204,7 @@ impl Dsm {
                         let ip = (i as isize + step) as usize;
                         let rf = r as f64 + off;
                         if rf >= 0.0 && rf <= (ny - 1) as f64 {
-                            let r0 = rf.floor() as usize;
+                            let r0 = rf as usize; // rf ≥ 0: truncation is floor
                             let t = (rf - r0 as f64) as f32;
                             let r1 = (r0 + 1).min(ny - 1);
                             let up = s[r0 * nx + ip] * (1.0 - t) + s[r1 * nx + ip] * t;
@@ -214,7 +228,7 @@ impl Dsm {
                         let rp = (r as isize + step) as usize;
                         let xf = i as f64 + off;
                         if xf >= 0.0 && xf <= (nx - 1) as f64 {
-                            let i0 = xf.floor() as usize;
+                            let i0 = xf as usize; // xf ≥ 0: truncation is floor
                             let t = (xf - i0 as f64) as f32;
                             let i1 = (i0 + 1).min(nx - 1);
                             let up = s[rp * nx + i0] * (1.0 - t) + s[rp * nx + i1] * t;

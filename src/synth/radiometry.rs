@@ -84,29 +84,33 @@ pub fn blur(img: &Array2<f32>, sigma_px: f64) -> Array2<f32> {
     let sum: f32 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= sum);
     let (h, w) = img.dim();
-    let mut tmp = Array2::<f32>::zeros((h, w));
+    let src = img.as_standard_layout();
+    let src = src.as_slice().expect("standard layout");
+    let r = radius as usize;
+    // Rows: pad each row by clamping, then convolve.
+    let mut tmp = vec![0.0f32; h * w];
+    let mut padded = vec![0.0f32; w + 2 * r];
     for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (k, &kv) in kernel.iter().enumerate() {
-                let xi = (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                acc += kv * img[(y, xi)];
-            }
-            tmp[(y, x)] = acc;
+        let row = &src[y * w..(y + 1) * w];
+        for (i, p) in padded.iter_mut().enumerate() {
+            *p = row[(i as isize - radius).clamp(0, w as isize - 1) as usize];
+        }
+        for (x, out) in tmp[y * w..(y + 1) * w].iter_mut().enumerate() {
+            *out = kernel.iter().zip(&padded[x..x + kernel.len()]).map(|(k, v)| k * v).sum();
         }
     }
-    let mut out = Array2::<f32>::zeros((h, w));
+    // Columns: accumulate whole rows, clamped at the borders.
+    let mut out = vec![0.0f32; h * w];
     for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (k, &kv) in kernel.iter().enumerate() {
-                let yi = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                acc += kv * tmp[(yi, x)];
+        let dst = &mut out[y * w..(y + 1) * w];
+        for (k, &kv) in kernel.iter().enumerate() {
+            let yi = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
+            for (d, s) in dst.iter_mut().zip(&tmp[yi * w..(yi + 1) * w]) {
+                *d += kv * s;
             }
-            out[(y, x)] = acc;
         }
     }
-    out
+    Array2::from_shape_vec((h, w), out).expect("h × w values")
 }
 
 /// cos(kπ/16), k = 0..=8, written out so that no libm is involved.

@@ -168,12 +168,18 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
     let offsets: Vec<f64> = (0..supersample).map(|j| (j as f64 + 0.5) / supersample as f64 - 0.5).collect();
     let inv = 1.0 / supersample as f32;
     let right_limit = (-0.5, width as f64 - 0.5);
+    let mut top = vec![0.0f32; dsm.nx];
 
     for y in 0..height {
         let r = dsm.row0 + y;
         let row = &dsm.z[r * dsm.nx..(r + 1) * dsm.nx];
         let views = [LEFT, RIGHT].map(|v| RowView::new(row, dsm.x0_m, dsm.dx_m, cam.centre_x_m[v], cam.flying_height_m));
         let y_m = dsm.y(r);
+        // Radiance of the top surface at every sample of the row, shared by both views.
+        for (i, out) in top.iter_mut().enumerate() {
+            let c = r * dsm.nx + i;
+            *out = look.top(dsm.id[c], dsm.x(i), y_m, dsm.z[c] as f64) * dsm.shade[c];
+        }
         for (v, view) in views.iter().enumerate() {
             let mut cursor = 0;
             for x in 0..width {
@@ -181,7 +187,7 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
                 for &o in &offsets {
                     let u = cam.look_tan(v, x as f64 + o);
                     if let Some(hit) = view.hit(u, &mut cursor) {
-                        sum += shade(scene, dsm, look, r, y_m, &hit);
+                        sum += shade(scene, dsm, look, &top, r, y_m, &hit);
                     }
                 }
                 radiance[v][(y, x)] = sum * inv;
@@ -215,9 +221,11 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
     Rendered { radiance, disp_left, defined, nonocc, disp_right }
 }
 
-/// Radiance of a surface point: albedo × irradiance (view-independent, Lambertian).
+/// Radiance of a surface point: albedo × irradiance (view-independent, Lambertian). On top
+/// surfaces, linear between the row's samples (`top`, computed once for both views: texture
+/// finer than a pixel is faded out anyway); on facades, computed at the point.
 #[inline]
-fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, r: usize, y: f64, hit: &Hit) -> f32 {
+fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, top: &[f32], r: usize, y: f64, hit: &Hit) -> f32 {
     let base = r * dsm.nx + hit.seg;
     let (za, zb) = (dsm.z[base], dsm.z[base + 1]);
     let rise = (zb - za) as f64;
@@ -239,9 +247,7 @@ fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, r: usize, y: f64, hit: &Hi
         }
     }
     let t = hit.t as f32;
-    let irradiance = dsm.shade[base] * (1.0 - t) + dsm.shade[base + 1] * t;
-    let id = if t < 0.5 { dsm.id[base] } else { dsm.id[base + 1] };
-    look.top(id, hit.x, y, hit.z) * irradiance
+    top[hit.seg] * (1.0 - t) + top[hit.seg + 1] * t
 }
 
 #[cfg(test)]

@@ -953,12 +953,20 @@ impl Builder<'_> {
                 t += seg;
             }
         }
-        // The yard.
+        // The yard: trees, parked cars, sometimes a low annex.
         let yard = a.shrink(depth + 2.0);
         if yard.width() > 4.0 && yard.depth() > 4.0 {
-            let n = self.rng.below(4);
+            let n = (yard.width() * yard.depth() * self.rng.range(0.0, 0.006)) as usize + self.rng.below(3);
             for _ in 0..n {
                 self.tree_in(layout, yard);
+            }
+            if yard.depth() > 8.0 {
+                let cars = self.rng.below((yard.width() / 3.0) as usize + 1);
+                let q = if self.rng.chance(0.5) { yard.q0 + 2.5 } else { yard.q1 - 2.5 };
+                for _ in 0..cars {
+                    let p = self.rng.range(yard.p0 + 1.5, (yard.p1 - 1.5).max(yard.p0 + 1.5));
+                    self.car(layout, p, q, false);
+                }
             }
             if self.rng.chance(0.3) && yard.width() > 12.0 && yard.depth() > 10.0 {
                 let p = self.rng.range(yard.p0, yard.p1 - 8.0);
@@ -1187,14 +1195,23 @@ impl Builder<'_> {
             let (_, surface, tone) = self.roof_choice(1.0);
             self.building(layout, &[tower], storeys, Roof::Flat, surface, tone, 0.0);
         }
-        // Trees on a regular grid: repetitive structure.
+        // Trees in rows along the edges of the square: repetitive structure.
         let step = self.rng.range(7.0, 12.0);
-        let mut p = area.p0 + 3.0;
-        while p < area.p1 - 3.0 {
-            if self.rng.chance(0.5) {
-                self.tree_at(layout, p, area.q0 + 3.0);
+        let inset = self.rng.range(3.0, 5.0);
+        let inner = area.shrink(inset);
+        if inner.width() > 0.0 && inner.depth() > 0.0 {
+            let mut p = inner.p0;
+            while p <= inner.p1 {
+                self.tree_at(layout, p, inner.q0);
+                self.tree_at(layout, p, inner.q1);
+                p += step;
             }
-            p += step;
+            let mut q = inner.q0 + step;
+            while q < inner.q1 {
+                self.tree_at(layout, inner.p0, q);
+                self.tree_at(layout, inner.p1, q);
+                q += step;
+            }
         }
     }
 
