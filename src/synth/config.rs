@@ -195,10 +195,10 @@ impl SynthConfig {
         if !(0.0..=3.0).contains(&self.radiometric) {
             return Err(p(format!("--radiometric {}: use 0 (identical views) to 3", self.radiometric)));
         }
-        if let Some(q) = self.jpeg_quality {
-            if !(1..=100).contains(&q) {
-                return Err(p(format!("--jpeg-quality {q}: use 1 (worst) to 100 (best)")));
-            }
+        if let Some(q) = self.jpeg_quality
+            && !(1..=100).contains(&q)
+        {
+            return Err(p(format!("--jpeg-quality {q}: use 1 (worst) to 100 (best)")));
         }
         if !(1..=4).contains(&self.supersample) {
             return Err(p(format!("--supersample {}: use 1 to 4 rays per pixel", self.supersample)));

@@ -6,8 +6,10 @@
 //! versions use only +, −, ×, ÷ and bit manipulation, which IEEE 754 fixes exactly. They are
 //! accurate to a few ulps, far more than an image needs.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+/// ln 2 split in a high part with zero low bits and the rest (fdlibm's constants), so that
+/// `k · LN2_HI` is exact.
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 const LN2: f64 = std::f64::consts::LN_2;
 
 /// e^x (0 below −708, +∞ above 709).

@@ -9,7 +9,6 @@
 //! the sun in one sweep (each sample looks one step towards the sun), linear in the grid size
 //! instead of a ray march per sample.
 
-use super::geometry::Roof;
 use super::scene::{Object, Scene, Shape};
 
 /// Samples along X per pixel of ground.
@@ -273,9 +272,4 @@ pub fn lit_fraction(depth: f32) -> f32 {
 
 fn is_tree(scene: &Scene, id: u32) -> bool {
     matches!(scene.objects[id as usize - 1].shape, Shape::Tree(_))
-}
-
-/// True for the rooftop of a flat block (used by the tests of the layout).
-pub fn is_flat(scene: &Scene, id: u32) -> bool {
-    id != 0 && matches!(&scene.objects[id as usize - 1].shape, Shape::Block(b) if b.roof == Roof::Flat)
 }

@@ -129,11 +129,20 @@ impl Generator {
         let scene = Scene::generate(c, seed, self.textures.len());
         let dsm = dsm::Dsm::build(&scene, c.height_px);
         let look = Appearance::new(&scene, self.textures.clone());
-        let rendered = render::render(&scene, &dsm, &look, c.width_px, c.height_px, c.supersample, c.right_disparity);
+        let mut rendered = render::render(&scene, &dsm, &look, c.width_px, c.height_px, c.supersample, c.right_disparity);
         let root = rng::Rng::new(seed);
+        // Exposure: one factor for both views (it is the scene's, not a camera's), bringing the
+        // mean grey to a drawn level as an aerial camera's automatic exposure would.
+        let mean = rendered.radiance[LEFT].iter().map(|&v| v as f64).sum::<f64>() / rendered.radiance[LEFT].len() as f64;
+        let target = root.fork("exposure").range(0.3, 0.45);
+        let exposure = if mean > 1e-6 { (target / mean).clamp(0.7, 2.5) } else { 1.0 };
+        for img in rendered.radiance.iter_mut() {
+            img.mapv_inplace(|v| v * exposure as f32);
+        }
         let left = radiometry::expose(&rendered.radiance[LEFT], &scene.radiometry[LEFT], c.bits, c.jpeg_quality, &mut root.fork("noise left"));
         let right = radiometry::expose(&rendered.radiance[RIGHT], &scene.radiometry[RIGHT], c.bits, c.jpeg_quality, &mut root.fork("noise right"));
-        let params = describe(&scene, &dsm, &rendered, index, c);
+        let mut params = describe(&scene, &dsm, &rendered, index, c);
+        params["exposure"] = json!(exposure);
         SynthPair {
             index,
             seed,

@@ -119,7 +119,7 @@ const COS16: [f64; 9] = [
     0.980_785_280_403_230_4,
     0.923_879_532_511_286_7,
     0.831_469_612_302_545_2,
-    0.707_106_781_186_547_6,
+    std::f64::consts::FRAC_1_SQRT_2,
     0.555_570_233_019_602_2,
     0.382_683_432_365_089_8,
     0.195_090_322_016_128_3,
@@ -150,6 +150,7 @@ fn dct_matrix() -> [[f32; 8]; 8] {
     m
 }
 
+#[allow(clippy::needless_range_loop)] // matrix products read best with indices
 /// JPEG-like artefacts: each 8 × 8 block (grey levels 0..255) goes through the DCT, its
 /// coefficients are rounded to multiples of the quality-scaled JPEG table, and back.
 pub fn dct_quantise(img: &mut Array2<f32>, quality: u8) {

@@ -491,7 +491,7 @@ pub const PARKING_MARGIN_M: f64 = 1.5;
 
 /// Distance from the start of stall row `row` to the next one (m).
 pub fn parking_row_step(row: usize) -> f64 {
-    if row % 2 == 0 { PARKING_ROW_M } else { PARKING_ROW_M + 6.0 }
+    if row.is_multiple_of(2) { PARKING_ROW_M } else { PARKING_ROW_M + 6.0 }
 }
 
 /// The highest any object may be, for sizing the modelled extent before objects exist (m).
