@@ -15,7 +15,8 @@
 //! - [`pyramid`]: image reduction and interval propagation between levels;
 //! - [`disparity`]: winner-take-all, sub-pixel, left-right check, filters;
 //! - [`pipeline`]: all of the above in order;
-//! - [`eval`]: accuracy against ground truth.
+//! - [`eval`]: accuracy against ground truth;
+//! - [`synth`]: synthetic aerial pairs with exact ground truth.
 #![deny(missing_docs)]
 
 pub mod cost;
@@ -30,5 +31,6 @@ pub mod report;
 pub mod runtime;
 pub mod sgm;
 pub mod similarity;
+pub mod synth;
 
 pub use error::{Error, ErrorKind, Result};

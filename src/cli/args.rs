@@ -27,6 +27,8 @@ pub enum Command {
     Match(MatchArgs),
     /// Compare a disparity map with ground truth (bad-0.5/1/2/4, EPE, density).
     Eval(EvalArgs),
+    /// Generate synthetic aerial stereo pairs with exact ground truth (a training dataset).
+    Synth(SynthArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,4 +142,68 @@ pub struct EvalArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Dataset folder (created if needed): one sub-folder per pair and manifest.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of pairs to generate.
+    #[arg(long)]
+    pub count: u64,
+    /// Image size: W (square) or WxH, in pixels.
+    #[arg(long, default_value = "1024")]
+    pub size: String,
+    /// Dataset seed; pair i depends only on (seed, i) and the options.
+    #[arg(long)]
+    pub seed: u64,
+    /// Index of the first pair (to extend an existing dataset made with the same options).
+    #[arg(long, default_value_t = 0)]
+    pub start_index: u64,
+    /// Ground sampling distance, m/px: a value or a range LO:HI drawn per pair.
+    #[arg(long, default_value = "0.1:0.25")]
+    pub gsd: String,
+    /// Base-to-height ratio of the views: a value or a range LO:HI.
+    #[arg(long, default_value = "0.2:0.4")]
+    pub base_to_height: String,
+    /// Tangent of the look angle at the middle of the pair (0 = nadir; more shows more facade).
+    #[arg(long, default_value = "-0.2:0.2", allow_hyphen_values = true)]
+    pub look_tan: String,
+    /// Focal length of the frame cameras the pairs are cut from (px).
+    #[arg(long, default_value_t = 12000.0)]
+    pub focal_px: f64,
+    /// Disparity of the lowest terrain (px): every disparity is at least this.
+    #[arg(long, default_value_t = 16.0, allow_hyphen_values = true)]
+    pub min_disparity: f64,
+    /// Settlement style.
+    #[arg(long, value_enum, default_value_t = deepsim::synth::Style::Mixed)]
+    pub style: deepsim::synth::Style,
+    /// Bits per sample of the images: 8 or 16.
+    #[arg(long, default_value_t = 8)]
+    pub bits: u8,
+    /// Sensor noise: standard deviation at mid-grey, in 8-bit grey levels (0 = none).
+    #[arg(long, default_value_t = 1.5)]
+    pub noise: f64,
+    /// Optical blur, Gaussian sigma in px (0 = none).
+    #[arg(long, default_value_t = 0.6)]
+    pub blur: f64,
+    /// Strength of the per-view radiometric differences (0 = identical camera models, 1 = typical).
+    #[arg(long, default_value_t = 1.0)]
+    pub radiometric: f64,
+    /// Add JPEG-like compression artefacts at this quality (1-100).
+    #[arg(long)]
+    pub jpeg_quality: Option<u8>,
+    /// Also write disp_right.tif (right pixel x matches left pixel x + d).
+    #[arg(long)]
+    pub right_disparity: bool,
+    /// Also write preview.png (left | right | disparity) in each pair folder.
+    #[arg(long)]
+    pub previews: bool,
+    /// Rays per pixel along the rows (anti-aliasing), 1-4.
+    #[arg(long, default_value_t = 2)]
+    pub supersample: usize,
+    /// Grey texture image (PNG/TIFF) used at random for some ground and roof materials; repeatable.
+    #[arg(long)]
+    pub texture: Vec<PathBuf>,
 }

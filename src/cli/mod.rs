@@ -5,6 +5,7 @@ mod args;
 mod eval_cmd;
 mod match_cmd;
 mod progress;
+mod synth_cmd;
 
 use clap::Parser;
 
@@ -17,5 +18,6 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         args::Command::Match(a) => match_cmd::run(a, cli.quiet),
         args::Command::Eval(a) => eval_cmd::run(a),
+        args::Command::Synth(a) => synth_cmd::run(a, cli.quiet),
     }
 }
