@@ -3,3 +3,4 @@ mod eval;
 mod io;
 mod pipeline;
 mod sgm;
+mod synth;
