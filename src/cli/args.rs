@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deepsim::pipeline::Fill;
+use deepsim::similarity::Head;
 use std::path::PathBuf;
 
 /// Dense stereo matching of epipolar image pairs with learned or classical similarity.
@@ -37,6 +38,12 @@ pub enum SimilarityKind {
     Census,
     /// Zero-mean normalised cross-correlation, cost (1 − ncc) / 2.
     Ncc,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Pure-Rust runtime (tract), CPU, no native library needed.
+    Tract,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +88,25 @@ pub struct MatchArgs {
     /// Matching window: "7x7" (census: width x height, area ≤ 65) or "7" (square).
     #[arg(long, default_value = "7x7")]
     pub window: String,
+    /// Model bundle folder (features.onnx [+ mlp.onnx]): learned similarity on the finest levels.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// How learned embeddings are compared (default: mlp when the bundle has one).
+    #[arg(long, value_enum)]
+    pub head: Option<Head>,
+    /// Runtime executing the model.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
+    pub runtime: RuntimeKind,
+    /// With --model: the learned similarity serves this many finest levels; coarser levels use
+    /// --similarity (MicMac's scheme: NCC at 1/16 and 1/8, learned at 1/4, 1/2, 1).
+    #[arg(long, default_value_t = 3)]
+    pub learned_levels: u32,
+    /// Feature extraction tile side (px); larger images are processed in tiles.
+    #[arg(long, default_value_t = 1024)]
+    pub feature_tile: usize,
+    /// Context around each feature tile (px).
+    #[arg(long, default_value_t = 128)]
+    pub feature_margin: usize,
     /// Pyramid levels, 1 = full resolution only; default: chosen from the size and range.
     #[arg(long)]
     pub levels: Option<u32>,

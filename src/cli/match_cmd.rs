@@ -1,13 +1,15 @@
 //! `deepsim match`: resolve arguments, read inputs, run the pipeline, write outputs.
 
-use super::args::{MatchArgs, Regularizer, SimilarityKind};
+use super::args::{MatchArgs, Regularizer, RuntimeKind, SimilarityKind};
 use super::progress::Bar;
 use anyhow::{bail, Context};
 use deepsim::io::{read_image, read_mask, write_preview_png, write_tiff_f32, OutputSet, Raster, ReadOptions};
 use deepsim::pipeline::{self, auto_levels, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::{Penalty, SgmParams};
-use deepsim::similarity::{Census, Ncc, Similarity};
+use deepsim::model::ModelBundle;
+use deepsim::runtime::{Runtime, Tract};
+use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
 use serde_json::json;
 use std::path::Path;
 
@@ -25,6 +27,28 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     let config = resolve(&args, &pair)?;
     config.validate(&pair)?;
     let similarity = build_similarity(args.similarity, &args.window)?;
+    let learned = match &args.model {
+        Some(dir) => {
+            let bundle = ModelBundle::open(dir)?;
+            let runtime: Box<dyn Runtime> = match args.runtime {
+                RuntimeKind::Tract => Box::new(Tract),
+            };
+            let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+            Some((Learned::new(&bundle, runtime.as_ref(), args.head, tiling)?, bundle, runtime.name()))
+        }
+        None => {
+            if args.head.is_some() {
+                bail!("--head needs --model (a bundle folder with features.onnx [+ mlp.onnx])");
+            }
+            None
+        }
+    };
+    let similarity_at = |level: u32| -> &dyn Similarity {
+        match &learned {
+            Some((model, _, _)) if level < args.learned_levels => model,
+            _ => similarity.as_ref(),
+        }
+    };
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     // A stale report would vouch for outputs this run is about to replace.
@@ -34,7 +58,7 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     }
 
     let bar = Bar::new(config.levels, quiet);
-    let result = pipeline::run(&pair, &config, &|_| similarity.as_ref() as &dyn Similarity, &bar);
+    let result = pipeline::run(&pair, &config, &similarity_at, &bar);
     bar.finish();
     let output = result?;
 
@@ -58,7 +82,8 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
             "right_mask": args.right_mask,
             "nodata": args.nodata,
         },
-        "similarity": similarity.name(),
+        "similarity": output.levels.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
+        "model": learned.as_ref().map(|(_, bundle, runtime)| json!({ "bundle": bundle, "runtime": runtime, "learned_levels": args.learned_levels })),
         "parameters": config,
         "threads": rayon::current_num_threads(),
         "levels": output.levels,
@@ -89,7 +114,7 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
             config.disp_min,
             config.disp_max,
             config.levels,
-            similarity.name(),
+            output.levels.last().map(|l| l.similarity.clone()).unwrap_or_default(),
             output.times.total,
             100.0 * density,
             args.out.display()

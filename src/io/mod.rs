@@ -14,5 +14,5 @@ pub use atomic::{AtomicFile, OutputSet};
 pub use colormap::{disparity_preview_rgb, write_preview_png};
 pub use raster::{read_disparity, read_image, read_mask, Raster, ReadOptions, SampleFormat};
 pub use tiff_io::{write_tiff_f32, write_tiff_u8};
-pub use npy::read_npy;
+pub use npy::{read_npy, read_npy_array};
 pub use pfm::read_pfm;

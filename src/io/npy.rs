@@ -7,6 +7,18 @@ use std::path::Path;
 
 /// Reads a 2-D `.npy` array; NaN / inf samples are marked invalid.
 pub fn read_npy(path: &Path) -> Result<Raster> {
+    let (dims, format, values) = read_npy_array(path)?;
+    let (h, w) = match dims[..] {
+        [h, w] => (h, w),
+        _ => return Err(Error::unsupported(path, format!("array of shape {dims:?}; expected 2-D (height, width)"))),
+    };
+    let values = Array2::from_shape_vec((h, w), values).expect("length checked by decode");
+    let valid = values.mapv(f32::is_finite);
+    Ok(Raster { values, valid, format })
+}
+
+/// Reads a `.npy` array of any rank: its shape, stored type and values (as f32, C order).
+pub fn read_npy_array(path: &Path) -> Result<(Vec<usize>, SampleFormat, Vec<f32>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |what: &str| Error::decode(path, format!("not a valid .npy file: {what}"));
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
@@ -40,12 +52,8 @@ pub fn read_npy(path: &Path) -> Result<Raster> {
         .map(|s| s.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| bad("unreadable shape"))?;
-    let (h, w) = match dims[..] {
-        [h, w] => (h, w),
-        _ => return Err(Error::unsupported(path, format!("array of shape {dims:?}; expected 2-D (height, width)"))),
-    };
     let data = &bytes[data_start..];
-    let n = h * w;
+    let n = dims.iter().product::<usize>();
     let (format, values): (SampleFormat, Vec<f32>) = match descr {
         "<f4" => (SampleFormat::F32, decode(data, n, 4, path, |b| f32::from_le_bytes(b.try_into().unwrap()))?),
         "<f8" => (SampleFormat::F64, decode(data, n, 8, path, |b| f64::from_le_bytes(b.try_into().unwrap()) as f32)?),
@@ -55,9 +63,7 @@ pub fn read_npy(path: &Path) -> Result<Raster> {
         "<i4" => (SampleFormat::I32, decode(data, n, 4, path, |b| i32::from_le_bytes(b.try_into().unwrap()) as f32)?),
         other => return Err(Error::unsupported(path, format!("dtype '{other}'; use float32, float64, bool, uint8/16, int16/32"))),
     };
-    let values = Array2::from_shape_vec((h, w), values).expect("length checked by decode");
-    let valid = values.mapv(f32::is_finite);
-    Ok(Raster { values, valid, format })
+    Ok((dims, format, values))
 }
 
 /// The raw text after `'key':` in a Python dict literal, up to the next top-level comma.

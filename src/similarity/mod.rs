@@ -12,9 +12,11 @@
 //! so every backend treats borders and nodata identically.
 
 mod census;
+mod learned;
 mod ncc;
 
 pub use census::Census;
+pub use learned::{Head, Learned, Tiling};
 pub use ncc::Ncc;
 
 use crate::cost::Intervals;

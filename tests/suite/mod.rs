@@ -1,6 +1,7 @@
 mod cli;
 mod eval;
 mod io;
+mod learned;
 mod pipeline;
 mod sgm;
 mod synth;
