@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The project's test command (README): Rust tests, then the Python training tests.
-# Sets up what it needs on a fresh machine (the Python venv of training/setup.sh).
+# Sets up what it needs on a fresh machine: the training venv (training/setup.sh), whose
+# onnxruntime package also provides the ONNX Runtime library for the engine's ort tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== Rust: cargo test (release) =="
+echo "== Python environment (training/setup.sh) =="
+bash training/setup.sh
+venv="${DEEPSIM_TRAIN_VENV:-$HOME/.cache/deepsim/train-venv}"
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    ORT_DYLIB_PATH="$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.1* | sort | tail -n 1)"
+    export ORT_DYLIB_PATH
+fi
+
+echo "== Rust: cargo test (release; ONNX Runtime from $ORT_DYLIB_PATH) =="
 cargo test --release --locked
 
-if [ -d training/tests ]; then
-    echo "== Python: training tests =="
-    bash training/setup.sh
-    venv="${DEEPSIM_TRAIN_VENV:-$HOME/.cache/deepsim/train-venv}"
-    "$venv/bin/python" -m pytest -q training/tests
-fi
+echo "== Python: training tests =="
+"$venv/bin/python" -m pytest -q training/tests

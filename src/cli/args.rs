@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deepsim::pipeline::Fill;
+use deepsim::runtime::Device;
 use deepsim::similarity::Head;
 use std::path::PathBuf;
 
@@ -44,6 +45,8 @@ pub enum SimilarityKind {
 pub enum RuntimeKind {
     /// Pure-Rust runtime (tract), CPU, no native library needed.
     Tract,
+    /// ONNX Runtime, loaded from ORT_DYLIB_PATH or python3's onnxruntime package (CPU, CUDA, TensorRT).
+    Ort,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,18 @@ pub struct MatchArgs {
     /// Runtime executing the model.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
     pub runtime: RuntimeKind,
+    /// Execution provider (ONNX Runtime): cpu, cuda, tensorrt, or auto (best available, else CPU with a warning).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// GPU index for cuda / tensorrt.
+    #[arg(long, default_value_t = 0)]
+    pub device_id: i32,
+    /// TensorRT engine cache folder (engines are built once per model and tile size).
+    #[arg(long)]
+    pub trt_cache: Option<PathBuf>,
+    /// TensorRT fp16 kernels.
+    #[arg(long)]
+    pub trt_fp16: bool,
     /// With --model: the learned similarity serves this many finest levels; coarser levels use
     /// --similarity (MicMac's scheme: NCC at 1/16 and 1/8, learned at 1/4, 1/2, 1).
     #[arg(long, default_value_t = 3)]

@@ -8,7 +8,7 @@ use deepsim::pipeline::{self, auto_levels, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
-use deepsim::runtime::{Runtime, Tract};
+use deepsim::runtime::{Device, Ort, OrtOptions, Runtime, Tract};
 use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
 use serde_json::json;
 use std::path::Path;
@@ -31,8 +31,22 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
         Some(dir) => {
             let bundle = ModelBundle::open(dir)?;
             let runtime: Box<dyn Runtime> = match args.runtime {
-                RuntimeKind::Tract => Box::new(Tract),
+                RuntimeKind::Tract => {
+                    if args.device != Device::Cpu {
+                        bail!("--device {:?}: the tract runtime runs on the CPU only; use --runtime ort for GPUs", args.device);
+                    }
+                    Box::new(Tract)
+                }
+                RuntimeKind::Ort => Box::new(Ort::new(OrtOptions {
+                    device: args.device,
+                    device_id: args.device_id,
+                    trt_cache: args.trt_cache.clone(),
+                    trt_fp16: args.trt_fp16,
+                })?),
             };
+            if !quiet {
+                eprintln!("deepsim: model {} on {}", dir.display(), runtime.name());
+            }
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
             Some((Learned::new(&bundle, runtime.as_ref(), args.head, tiling)?, bundle, runtime.name()))
         }

@@ -5,8 +5,12 @@
 //! and a decision network (pairs of embeddings in, similarities out). A runtime turns an ONNX
 //! file into either. The pure-Rust runtime (tract) needs no native library and is the default.
 
+#[cfg(feature = "ort")]
+mod ort_rt;
 mod tract_rt;
 
+#[cfg(feature = "ort")]
+pub use ort_rt::{find_library, Device, Ort, OrtOptions};
 pub use tract_rt::Tract;
 
 use crate::error::Result;
