@@ -132,8 +132,9 @@ impl Similarity for Learned {
     }
 
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {
-        let left = self.embed(pair.left)?;
-        let right = self.embed(pair.right)?;
+        // The two images are independent: one per worker (tract runs a plan on one thread).
+        let (left, right) = rayon::join(|| self.embed(pair.left), || self.embed(pair.right));
+        let (left, right) = (left?, right?);
         Ok(match self.head {
             Head::Cosine => Box::new(CosinePair { left: unit_rows(left), right: unit_rows(right) }),
             Head::Mlp => Box::new(MlpPair {
