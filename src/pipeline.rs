@@ -120,11 +120,10 @@ impl MatchConfig {
                 self.propagation.dilate_alti_px
             )));
         }
-        if let Some(t) = self.lr_check_px {
-            if !(t.is_finite() && t >= 0.0) {
+        if let Some(t) = self.lr_check_px
+            && !(t.is_finite() && t >= 0.0) {
                 return Err(Error::invalid_parameter(format!("left-right tolerance {t}: must be ≥ 0")));
             }
-        }
         Ok(())
     }
 }

@@ -37,8 +37,8 @@ pub fn disparity_preview_rgb(disparity: &Array2<f32>) -> Vec<u8> {
         let t = ((d - lo) / (hi - lo)).clamp(0.0, 1.0) * (RAMP.len() - 1) as f32;
         let i = (t.floor() as usize).min(RAMP.len() - 2);
         let f = t - i as f32;
-        for c in 0..3 {
-            rgb.push((RAMP[i][c] * (1.0 - f) + RAMP[i + 1][c] * f).round() as u8);
+        for (lo, hi) in RAMP[i].iter().zip(&RAMP[i + 1]) {
+            rgb.push((lo * (1.0 - f) + hi * f).round() as u8);
         }
     }
     rgb

@@ -91,8 +91,8 @@ impl ModelBundle {
         let features = check_file(&dir.join(FEATURES_FILE), Role::Features, &mut problems);
         let mlp_path = dir.join(MLP_FILE);
         let mlp = mlp_path.exists().then(|| check_file(&mlp_path, Role::Mlp, &mut problems)).flatten();
-        if let (Some(f), Some(m)) = (&features, &mlp) {
-            if f.embedding_dim != m.embedding_dim {
+        if let (Some(f), Some(m)) = (&features, &mlp)
+            && f.embedding_dim != m.embedding_dim {
                 problems.push(format!(
                     "{} declares embedding_dim {} but {} declares {}: the decision network must take the \
                      feature extractor's embeddings; export both from the same checkpoint",
@@ -102,7 +102,6 @@ impl ModelBundle {
                     m.embedding_dim
                 ));
             }
-        }
         match (features, problems.is_empty()) {
             (Some(features), true) => Ok(ModelBundle { dir: dir.to_path_buf(), features, mlp }),
             _ => Err(Error::invalid_input(format!(
@@ -159,20 +158,18 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     let contract = number("deepsim.contract", contract).map(|c| c as u32);
     let embedding_dim = number("deepsim.embedding_dim", dim);
     let pad_multiple = number("deepsim.pad_multiple", pad);
-    if let Some(c) = contract {
-        if !SUPPORTED_CONTRACTS.contains(&c) {
+    if let Some(c) = contract
+        && !SUPPORTED_CONTRACTS.contains(&c) {
             problems.push(format!(
                 "{at}: model contract version {c}; this build of deepsim reads versions {}–{}",
                 SUPPORTED_CONTRACTS.start(),
                 SUPPORTED_CONTRACTS.end()
             ));
         }
-    }
-    if let Some(r) = &declared_role {
-        if r != role.name() {
+    if let Some(r) = &declared_role
+        && r != role.name() {
             problems.push(format!("{at}: declares deepsim.role '{r}' but sits where a '{}' model belongs", role.name()));
         }
-    }
     let graph = proto.graph.as_ref().expect("checked above");
     let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<_> = graph.input.iter().filter(|i| !initializers.contains(&i.name.as_str())).collect();
@@ -185,11 +182,10 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
                     wanted.iter().map(|w| w.0).collect::<Vec<_>>()
                 )),
                 Some(v) => {
-                    if let Some(r) = rank_of(v) {
-                        if r != rank {
+                    if let Some(r) = rank_of(v)
+                        && r != rank {
                             problems.push(format!("{at}: {kind} '{name}' has rank {r}; the contract requires rank {rank}"));
                         }
-                    }
                 }
             }
         }
@@ -202,14 +198,13 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     check_tensors("output", &outputs, role.outputs(), problems);
     if let (Role::Mlp, Some(dim)) = (role, embedding_dim) {
         for v in &inputs {
-            if let Some(width) = static_dim(v, 1) {
-                if width != dim {
+            if let Some(width) = static_dim(v, 1)
+                && width != dim {
                     problems.push(format!(
                         "{at}: input '{}' takes {width} values per row but deepsim.embedding_dim is {dim}",
                         v.name
                     ));
                 }
-            }
         }
     }
     Some(ModelInfo {

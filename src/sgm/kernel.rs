@@ -42,12 +42,11 @@ pub(crate) fn step(
         out.copy_from_slice(cost);
         return min_of(out);
     };
-    if let StepPenalty::Classic { p1, p2 } = penalty {
-        if prev.d_min == d_min && prev.costs.len() == n && n >= 2 {
+    if let StepPenalty::Classic { p1, p2 } = penalty
+        && prev.d_min == d_min && prev.costs.len() == n && n >= 2 {
             // Same interval as q (the common case): read L_q in place, no alignment copy.
             return classic_same_interval(cost, prev.costs, prev.min, p1, p2, out);
         }
-    }
     let pad = match penalty {
         StepPenalty::Classic { .. } => 1,
         StepPenalty::Linear { max_jump, .. } => max_jump,

@@ -103,11 +103,10 @@ impl SgmParams {
                 if p2 < p1 {
                     return Err(Error::invalid_parameter(format!("SGM P2 = {p2} is below P1 = {p1}: need P2 ≥ P1")));
                 }
-                if let Some(t) = p2_adapt {
-                    if !(t.is_finite() && t > 0.0) {
+                if let Some(t) = p2_adapt
+                    && !(t.is_finite() && t > 0.0) {
                         return Err(Error::invalid_parameter(format!("SGM P2 adaptation τ = {t}: must be > 0")));
                     }
-                }
             }
             Penalty::Linear { weight, max_slope } => {
                 check("weight (ZReg)", weight)?;
@@ -350,16 +349,16 @@ impl Context<'_> {
         let chunk_base = iv.entries(task.x0, y).start;
         let adaptive = self.penalty.is_adaptive();
         // Everything that depends on the direction but not on x, resolved once per row chunk.
-        let per_dir: Vec<(i32, Option<(usize, &RowPaths, usize)>, StepPenalty)> = dirs
+        let per_dir: Vec<DirRow<'_>> = dirs
             .iter()
             .zip(rings)
             .map(|(&(dx, dy), ring)| {
                 let qy = y as i32 - dy;
-                let q = (0..h).contains(&qy).then(|| {
+                let previous_row = (0..h).contains(&qy).then(|| {
                     let qy = qy as usize;
                     (qy, &ring[qy % ring.len()], iv.row_entries(qy).start)
                 });
-                (dx, q, self.penalty.at(dx, dy, 0.0, 0.0))
+                DirRow { dx, previous_row, fixed: self.penalty.at(dx, dy, 0.0, 0.0) }
             })
             .collect();
         let mut scratch = Vec::new();
@@ -368,7 +367,7 @@ impl Context<'_> {
             let local = range.start - chunk_base..range.end - chunk_base;
             let cost = &self.costs[range.clone()];
             let d_min = iv.d_min(x, y);
-            for (k, &(dx, q, fixed)) in per_dir.iter().enumerate() {
+            for (k, &DirRow { dx, previous_row: q, fixed }) in per_dir.iter().enumerate() {
                 let qx = x as i32 - dx;
                 let mut pen = fixed;
                 let previous = match q {
@@ -395,6 +394,16 @@ impl Context<'_> {
             }
         }
     }
+}
+
+/// One direction of a row sweep, as seen from row `y`.
+#[derive(Clone, Copy)]
+struct DirRow<'a> {
+    dx: i32,
+    /// The previous pixels' row: its index, its path costs and the offset of its first entry.
+    previous_row: Option<(usize, &'a RowPaths, usize)>,
+    /// The penalty when it does not depend on the image.
+    fixed: StepPenalty,
 }
 
 /// A chunk of pixels of one row: its sum entries and, per direction, its path costs and minima.

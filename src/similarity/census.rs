@@ -17,7 +17,7 @@ pub struct Census {
 impl Census {
     /// A census over an odd `width × height` window of at most 65 pixels (64 bits + centre).
     pub fn new(width: usize, height: usize) -> Result<Self> {
-        if width % 2 == 0 || height % 2 == 0 || width * height > 65 || width * height < 9 {
+        if width.is_multiple_of(2) || height.is_multiple_of(2) || width * height > 65 || width * height < 9 {
             return Err(Error::invalid_parameter(format!(
                 "census window {width}x{height}: both sides must be odd and the area between 9 and 65 \
                  pixels (e.g. 5x5, 7x7, 9x7)"

@@ -19,7 +19,7 @@ pub struct Ncc {
 impl Ncc {
     /// NCC over an odd `size × size` window (3 to 31).
     pub fn new(size: usize) -> Result<Self> {
-        if size % 2 == 0 || !(3..=31).contains(&size) {
+        if size.is_multiple_of(2) || !(3..=31).contains(&size) {
             return Err(Error::invalid_parameter(format!(
                 "NCC window {size}: must be odd, between 3 and 31 (e.g. 5, 7, 9)"
             )));
