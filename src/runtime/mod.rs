@@ -13,8 +13,8 @@ mod tract_rt;
 pub use ort_rt::{find_library, Device, Ort, OrtOptions};
 pub use tract_rt::Tract;
 
-use crate::error::Result;
-use ndarray::{Array1, Array3, ArrayView2};
+use crate::error::{Error, Result};
+use ndarray::{Array1, Array3, ArrayView2, ArrayViewD};
 use std::path::Path;
 
 /// A feature extractor: `features.onnx` of a bundle.
@@ -40,4 +40,29 @@ pub trait Runtime: Send + Sync {
 
     /// Loads a decision network.
     fn decision_net(&self, path: &Path) -> Result<Box<dyn DecisionNet>>;
+}
+
+/// Checks a feature extractor's output against the contract (`[1, C, h, w]` for an `h × w`
+/// input) and returns it as `[C, h, w]`.
+fn features_output(path: &Path, out: ArrayViewD<'_, f32>, h: usize, w: usize) -> Result<Array3<f32>> {
+    let shape = out.shape().to_vec();
+    if shape.len() != 4 || shape[0] != 1 || shape[2] != h || shape[3] != w {
+        return Err(Error::invalid_input(format!(
+            "{}: output shape {shape:?} for a {w}×{h} input; the contract requires [1, C, {h}, {w}]",
+            path.display()
+        )));
+    }
+    Ok(out.to_owned().into_shape_with_order((shape[1], h, w)).expect("same size"))
+}
+
+/// Checks a decision network's output against the contract (one similarity per pair).
+fn similarity_output(path: &Path, out: ArrayViewD<'_, f32>, pairs: usize) -> Result<Array1<f32>> {
+    if out.len() != pairs {
+        return Err(Error::invalid_input(format!(
+            "{}: {} similarities for {pairs} pairs; the contract requires one per pair",
+            path.display(),
+            out.len()
+        )));
+    }
+    Ok(out.iter().copied().collect())
 }

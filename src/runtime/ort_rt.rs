@@ -8,7 +8,7 @@
 //! run.json. `Session::run` takes `&mut self`, so networks keep a pool of sessions and each
 //! worker thread takes its own.
 
-use super::{DecisionNet, FeatureNet, Runtime};
+use super::{features_output, similarity_output, DecisionNet, FeatureNet, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use ndarray::{Array1, Array3, ArrayView2};
 use ort::ep::{self, ExecutionProvider as _};
@@ -233,14 +233,7 @@ impl FeatureNet for OrtNet {
             let tensor = TensorRef::from_array_view(input.view()).map_err(|e| ort_error(&self.path, "input", e))?;
             let outputs = session.run(ort::inputs!["image" => tensor]).map_err(|e| ort_error(&self.path, "running", e))?;
             let out = outputs["features"].try_extract_array::<f32>().map_err(|e| ort_error(&self.path, "reading the output", e))?;
-            let shape = out.shape().to_vec();
-            if shape.len() != 4 || shape[0] != 1 || shape[2] != h || shape[3] != w {
-                return Err(Error::invalid_input(format!(
-                    "{}: output shape {shape:?} for a {w}×{h} input; the contract requires [1, C, {h}, {w}]",
-                    self.path.display()
-                )));
-            }
-            Ok(out.to_owned().into_shape_with_order((shape[1], h, w)).expect("same size"))
+            features_output(&self.path, out, h, w)
         })
     }
 }
@@ -254,15 +247,7 @@ impl DecisionNet for OrtNet {
             let outputs =
                 session.run(ort::inputs!["left" => lt, "right" => rt]).map_err(|e| ort_error(&self.path, "running", e))?;
             let out = outputs["similarity"].try_extract_array::<f32>().map_err(|e| ort_error(&self.path, "reading the output", e))?;
-            if out.len() != left.nrows() {
-                return Err(Error::invalid_input(format!(
-                    "{}: {} similarities for {} pairs; the contract requires one per pair",
-                    self.path.display(),
-                    out.len(),
-                    left.nrows()
-                )));
-            }
-            Ok(out.iter().copied().collect())
+            similarity_output(&self.path, out, left.nrows())
         })
     }
 }

@@ -5,7 +5,7 @@
 //! per input size, cached: the engine feeds fixed-size tiles, so only a few sizes ever occur.
 //! The decision network has a symbolic batch size.
 
-use super::{DecisionNet, FeatureNet, Runtime};
+use super::{features_output, similarity_output, DecisionNet, FeatureNet, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use ndarray::{Array1, Array3, ArrayView2};
 use std::collections::HashMap;
@@ -98,14 +98,7 @@ impl FeatureNet for TractFeatures {
         let out = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| backend_error(&self.path, "reading the output", e))?;
-        let shape = out.shape().to_vec();
-        if shape.len() != 4 || shape[0] != 1 || shape[2] != h || shape[3] != w {
-            return Err(Error::invalid_input(format!(
-                "{}: output shape {shape:?} for a {w}×{h} input; the contract requires [1, C, {h}, {w}]",
-                self.path.display()
-            )));
-        }
-        Ok(out.to_owned().into_shape_with_order((shape[1], h, w)).expect("same size"))
+        features_output(&self.path, out, h, w)
     }
 }
 
@@ -119,14 +112,6 @@ impl DecisionNet for TractDecision {
         let inputs = tvec!(Tensor::from(left.to_owned()).into(), Tensor::from(right.to_owned()).into());
         let outputs = self.plan.run(inputs).map_err(|e| backend_error(&self.path, "running", e))?;
         let out = outputs[0].to_plain_array_view::<f32>().map_err(|e| backend_error(&self.path, "reading the output", e))?;
-        if out.len() != left.nrows() {
-            return Err(Error::invalid_input(format!(
-                "{}: {} similarities for {} pairs; the contract requires one per pair",
-                self.path.display(),
-                out.len(),
-                left.nrows()
-            )));
-        }
-        Ok(out.iter().copied().collect())
+        similarity_output(&self.path, out, left.nrows())
     }
 }
