@@ -24,6 +24,7 @@ pub mod disparity;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod micmac;
 pub mod model;
 pub mod pipeline;
 pub mod pyramid;
