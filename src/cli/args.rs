@@ -29,6 +29,8 @@ pub enum Command {
     Match(MatchArgs),
     /// Compare a disparity map with ground truth (bad-0.5/1/2/4, EPE, density).
     Eval(EvalArgs),
+    /// Check a model bundle against the model contract and run it once on a small image.
+    CheckModel(CheckModelArgs),
     /// Generate synthetic aerial stereo pairs with exact ground truth (a training dataset).
     Synth(SynthArgs),
 }
@@ -247,4 +249,13 @@ pub struct SynthArgs {
     /// Grey texture image (PNG/TIFF) used at random for some ground and roof materials; repeatable.
     #[arg(long)]
     pub texture: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckModelArgs {
+    /// Model bundle folder (features.onnx [+ mlp.onnx]).
+    pub bundle: PathBuf,
+    /// Runtime to load it with.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
+    pub runtime: RuntimeKind,
 }

@@ -1,6 +1,6 @@
 //! `deepsim match`: resolve arguments, read inputs, run the pipeline, write outputs.
 
-use super::args::{MatchArgs, Regularizer, RuntimeKind, SimilarityKind};
+use super::args::{MatchArgs, Regularizer, SimilarityKind};
 use super::progress::Bar;
 use anyhow::{bail, Context};
 use deepsim::io::{read_image, read_mask, write_preview_png, write_tiff_f32, OutputSet, Raster, ReadOptions};
@@ -8,7 +8,6 @@ use deepsim::pipeline::{self, auto_levels, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
-use deepsim::runtime::{Device, Ort, OrtOptions, Runtime, Tract};
 use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
 use serde_json::json;
 use std::path::Path;
@@ -30,20 +29,15 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     let learned = match &args.model {
         Some(dir) => {
             let bundle = ModelBundle::open(dir)?;
-            let runtime: Box<dyn Runtime> = match args.runtime {
-                RuntimeKind::Tract => {
-                    if args.device != Device::Cpu {
-                        bail!("--device {:?}: the tract runtime runs on the CPU only; use --runtime ort for GPUs", args.device);
-                    }
-                    Box::new(Tract)
-                }
-                RuntimeKind::Ort => Box::new(Ort::new(OrtOptions {
+            let runtime = super::runtime::build(
+                args.runtime,
+                super::runtime::DeviceArgs {
                     device: args.device,
                     device_id: args.device_id,
                     trt_cache: args.trt_cache.clone(),
                     trt_fp16: args.trt_fp16,
-                })?),
-            };
+                },
+            )?;
             if !quiet {
                 eprintln!("deepsim: model {} on {}", dir.display(), runtime.name());
             }

@@ -2,9 +2,11 @@
 //! configuration, runs, and writes outputs. Only this layer uses `anyhow`.
 
 mod args;
+mod check_model_cmd;
 mod eval_cmd;
 mod match_cmd;
 mod progress;
+mod runtime;
 mod synth_cmd;
 
 use clap::Parser;
@@ -18,6 +20,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         args::Command::Match(a) => match_cmd::run(a, cli.quiet),
         args::Command::Eval(a) => eval_cmd::run(a),
+        args::Command::CheckModel(a) => check_model_cmd::run(a),
         args::Command::Synth(a) => synth_cmd::run(a, cli.quiet),
     }
 }

@@ -10,12 +10,26 @@ mod ort_rt;
 mod tract_rt;
 
 #[cfg(feature = "ort")]
-pub use ort_rt::{find_library, Device, Ort, OrtOptions};
+pub use ort_rt::{find_library, Ort, OrtOptions};
 pub use tract_rt::Tract;
 
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array3, ArrayView2, ArrayViewD};
 use std::path::Path;
+
+/// Which execution provider to run on (ONNX Runtime; tract is CPU only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The CPU.
+    Cpu,
+    /// NVIDIA CUDA (needs `onnxruntime-gpu` and a GPU); an error if unavailable.
+    Cuda,
+    /// NVIDIA TensorRT (needs `onnxruntime-gpu` with TensorRT); an error if unavailable.
+    Tensorrt,
+    /// The best available: TensorRT, CUDA, else the CPU with a warning.
+    Auto,
+}
 
 /// A feature extractor: `features.onnx` of a bundle.
 pub trait FeatureNet: Send + Sync {

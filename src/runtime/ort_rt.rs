@@ -8,7 +8,7 @@
 //! run.json. `Session::run` takes `&mut self`, so networks keep a pool of sessions and each
 //! worker thread takes its own.
 
-use super::{features_output, similarity_output, DecisionNet, FeatureNet, Runtime};
+use super::{features_output, similarity_output, DecisionNet, Device, FeatureNet, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use ndarray::{Array1, Array3, ArrayView2};
 use ort::ep::{self, ExecutionProvider as _};
@@ -17,20 +17,6 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-
-/// Which execution provider to run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Device {
-    /// The CPU.
-    Cpu,
-    /// NVIDIA CUDA (needs `onnxruntime-gpu` and a GPU); an error if unavailable.
-    Cuda,
-    /// NVIDIA TensorRT (needs `onnxruntime-gpu` with TensorRT); an error if unavailable.
-    Tensorrt,
-    /// The best available: TensorRT, CUDA, else the CPU with a warning.
-    Auto,
-}
 
 /// ONNX Runtime settings.
 #[derive(Debug, Clone)]

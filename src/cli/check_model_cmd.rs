@@ -1,0 +1,35 @@
+//! `deepsim check-model`: the contract check of a bundle, then one run of each network.
+
+use super::args::CheckModelArgs;
+use deepsim::model::ModelBundle;
+use deepsim::runtime::Device;
+use ndarray::Array2;
+
+pub fn run(args: CheckModelArgs) -> anyhow::Result<()> {
+    let bundle = ModelBundle::open(&args.bundle)?;
+    let cpu = super::runtime::DeviceArgs { device: Device::Cpu, device_id: 0, trt_cache: None, trt_fp16: false };
+    let runtime = super::runtime::build(args.runtime, cpu)?;
+    let f = &bundle.features;
+    println!("{}: model contract {} — OK", bundle.dir.display(), f.contract);
+    println!("  features.onnx  arch {}, embedding {}, pad multiple {}, normalisation \"{}\"", f.arch, f.embedding_dim, f.pad_multiple, f.normalization);
+    let side = f.pad_multiple.max(8) * 4;
+    let image = Array2::from_shape_fn((side, side), |(y, x)| ((x * 7 + y * 13) % 17) as f32 / 16.0);
+    let features = runtime.feature_net(&f.path)?.run(image.view())?;
+    anyhow::ensure!(features.iter().all(|v| v.is_finite()), "{}: non-finite features on a {side}×{side} test image", f.path.display());
+    println!("  ran on {} with a {side}×{side} image: [{}, {side}, {side}] features, all finite", runtime.name(), features.dim().0);
+    match &bundle.mlp {
+        Some(m) => {
+            let c = m.embedding_dim;
+            let left = Array2::from_shape_fn((5, c), |(i, j)| ((i + j) % 3) as f32 - 1.0);
+            let s = runtime.decision_net(&m.path)?.run(left.view(), left.view())?;
+            anyhow::ensure!(
+                s.iter().all(|v| (0.0..=1.0).contains(v)),
+                "{}: similarities {s:?} are not in [0, 1]: the contract puts the sigmoid inside the graph",
+                m.path.display()
+            );
+            println!("  mlp.onnx       embedding {c}: 5 pairs → similarities in [0, 1]");
+        }
+        None => println!("  no mlp.onnx: cosine head only"),
+    }
+    Ok(())
+}
