@@ -99,3 +99,16 @@ fn errors_exit_non_zero_name_the_input_and_leave_no_report() {
     assert!(!failing.status.success());
     assert!(String::from_utf8_lossy(&failing.stderr).contains("census window 4x4"));
 }
+
+#[test]
+fn check_model_accepts_a_good_bundle_and_names_the_problems_of_a_bad_one() {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models");
+    let good = deepsim().arg("check-model").arg(models.join("tiny_conv")).output().unwrap();
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("model contract 1"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("features.onnx"), b"not a model").unwrap();
+    let bad = deepsim().arg("check-model").arg(dir.path()).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an ONNX model"));
+}
