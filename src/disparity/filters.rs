@@ -1,30 +1,36 @@
 //! Clean-up filters on a disparity map (NaN = no value).
 
-use ndarray::Array2;
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, Axis};
 
 /// 3 × 3 median over the valid neighbours of each valid pixel (invalid pixels stay invalid).
 pub fn median3(disparity: &Array2<f32>) -> Array2<f32> {
     let (h, w) = disparity.dim();
-    Array2::from_shape_fn((h, w), |(y, x)| {
-        let centre = disparity[(y, x)];
-        if !centre.is_finite() {
-            return centre;
-        }
-        let mut window = [0f32; 9];
-        let mut n = 0;
-        for yy in y.saturating_sub(1)..(y + 2).min(h) {
-            for xx in x.saturating_sub(1)..(x + 2).min(w) {
-                let v = disparity[(yy, xx)];
-                if v.is_finite() {
-                    window[n] = v;
-                    n += 1;
+    let mut out = Array2::zeros((h, w));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let centre = disparity[(y, x)];
+            if !centre.is_finite() {
+                *o = centre;
+                continue;
+            }
+            let mut window = [0f32; 9];
+            let mut n = 0;
+            for yy in y.saturating_sub(1)..(y + 2).min(h) {
+                for xx in x.saturating_sub(1)..(x + 2).min(w) {
+                    let v = disparity[(yy, xx)];
+                    if v.is_finite() {
+                        window[n] = v;
+                        n += 1;
+                    }
                 }
             }
+            let values = &mut window[..n];
+            values.sort_unstable_by(f32::total_cmp);
+            *o = if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) };
         }
-        let values = &mut window[..n];
-        values.sort_unstable_by(f32::total_cmp);
-        if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
-    })
+    });
+    out
 }
 
 /// Invalidates connected regions (4-connectivity, neighbours within `max_step_px`) of fewer
