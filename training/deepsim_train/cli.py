@@ -97,6 +97,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     t0 = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     elapsed = time.time() - t0
+    # The periodic checkpoint only fires on multiples of checkpoint_every_n_steps: save the
+    # final state as last.ckpt too, so that a run whose max_steps is off that grid loses nothing.
+    trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
     if trainer.is_global_zero:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         prev = {}

@@ -123,3 +123,15 @@ def test_ddp_two_processes_gloo(fake_synth, tmp_path):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["global_step"] == 2
     assert "GLOBAL_RANK: 1" in r.stdout + r.stderr or "Initializing distributed: GLOBAL_RANK: 1" in r.stdout + r.stderr
+
+
+def test_last_checkpoint_holds_the_final_step_when_max_steps_is_off_the_checkpoint_grid(fake_synth, tmp_path):
+    """Regression: with checkpoints every 2 steps and max_steps 3, step 3 used to be lost."""
+    from deepsim_train.cli import main
+
+    out = tmp_path / "run"
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(_cfg(fake_synth, out, **{"optim.max_steps": 3, "trainer.checkpoint_every_n_steps": 2})))
+    assert main(["train", "--config", str(cfg_path), "--no-progress"]) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 3
