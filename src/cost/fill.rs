@@ -50,7 +50,6 @@ pub fn mask_costs(
     left_valid: &Array2<bool>,
     right_valid: &Array2<bool>,
 ) {
-    let right_w = right_valid.ncols() as i64;
     split_rows(costs, intervals, 1).into_par_iter().for_each(|(rows, row_costs)| {
         let y = rows.start;
         let base = intervals.row_entries(y).start;
@@ -63,14 +62,12 @@ pub fn mask_costs(
                 pixel.fill(COST_LEFT_INVALID);
                 continue;
             }
-            // Candidate k looks at right pixel x − d0 − k: inside the image for k in k_lo..k_hi.
-            let first_xr = x as i64 - intervals.d_min(x, y) as i64;
-            let k_lo = (first_xr - right_w + 1).clamp(0, pixel.len() as i64) as usize;
-            let k_hi = (first_xr + 1).clamp(k_lo as i64, pixel.len() as i64) as usize;
-            pixel[..k_lo].fill(COST_ONE);
-            pixel[k_hi..].fill(COST_ONE);
+            let inside = intervals.inside_right(x, y, right_row.len());
+            pixel[..inside.start].fill(COST_ONE);
+            pixel[inside.end..].fill(COST_ONE);
             if !right_row_all_valid {
-                for (k, c) in pixel.iter_mut().enumerate().take(k_hi).skip(k_lo) {
+                let first_xr = x as i64 - intervals.d_min(x, y) as i64;
+                for (k, c) in pixel.iter_mut().enumerate().take(inside.end).skip(inside.start) {
                     if !right_row[(first_xr - k as i64) as usize] {
                         *c = COST_ONE;
                     }

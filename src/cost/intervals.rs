@@ -94,6 +94,17 @@ impl Intervals {
         self.offset[p]..self.offset[p + 1]
     }
 
+    /// The candidates `k` of pixel `(x, y)` whose right pixel `x − d_min − k` lies in
+    /// `[0, right_width)`, as a range of candidate indices (possibly empty).
+    #[inline]
+    pub fn inside_right(&self, x: usize, y: usize, right_width: usize) -> Range<usize> {
+        let first_xr = x as i64 - self.d_min(x, y) as i64;
+        let n = self.len(x, y) as i64;
+        let lo = (first_xr - right_width as i64 + 1).clamp(0, n);
+        let hi = (first_xr + 1).clamp(lo, n);
+        lo as usize..hi as usize
+    }
+
     /// The entries of row `y`.
     #[inline]
     pub fn row_entries(&self, y: usize) -> Range<usize> {

@@ -82,21 +82,18 @@ struct CensusCodes {
 impl PairCosts for CensusCodes {
     fn fill_rows(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) -> Result<()> {
         let base = intervals.row_entries(rows.start).start;
-        let wr = self.right.ncols() as i64;
         for y in rows {
             let right_row = self.right.row(y).to_slice().expect("standard layout");
             for x in 0..intervals.width() {
                 let code = self.left[(y, x)];
                 let range = intervals.entries(x, y);
                 let pixel = &mut out[range.start - base..range.end - base];
-                // Candidate k has right pixel x − d0 − k; those inside the right image form k_lo..k_hi.
+                let inside = intervals.inside_right(x, y, right_row.len());
+                pixel[..inside.start].fill(COST_ONE);
+                pixel[inside.end..].fill(COST_ONE);
                 let first_xr = x as i64 - intervals.d_min(x, y) as i64;
-                let k_lo = (first_xr - wr + 1).clamp(0, pixel.len() as i64) as usize;
-                let k_hi = (first_xr + 1).clamp(k_lo as i64, pixel.len() as i64) as usize;
-                pixel[..k_lo].fill(COST_ONE);
-                pixel[k_hi..].fill(COST_ONE);
-                for (k, c) in pixel[k_lo..k_hi].iter_mut().enumerate() {
-                    let xr = (first_xr - (k_lo + k) as i64) as usize;
+                for (k, c) in pixel[inside.clone()].iter_mut().enumerate() {
+                    let xr = (first_xr - (inside.start + k) as i64) as usize;
                     let distance = (code ^ right_row[xr]).count_ones();
                     *c = ((distance * self.scale_q16) >> 16) as u16;
                 }
