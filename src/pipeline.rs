@@ -6,6 +6,7 @@ use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
 use crate::disparity::{fill_background, left_right_check, median3, remove_small_regions, winner_take_all};
 use crate::error::{Error, Result};
 use crate::pyramid::{level_range, propagate, reduce, Propagation};
+use crate::sgm::lines::{aggregate_lines, LineParams};
 use crate::sgm::{aggregate, SgmParams};
 use crate::similarity::{LevelPair, Similarity};
 use ndarray::Array2;
@@ -35,6 +36,55 @@ pub enum Fill {
     Background,
 }
 
+/// How a step regularises its costs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Regularizer {
+    /// None: the winner of the raw costs.
+    None,
+    /// Semi-global matching over 4, 8 or 16 directions ([`crate::sgm::aggregate`]).
+    Sgm(SgmParams),
+    /// MicMac's dynamic programming over `NbDir` line orientations, with its optional
+    /// occlusion label ([`crate::sgm::lines::aggregate_lines`]).
+    Micmac(LineParams),
+}
+
+impl Regularizer {
+    fn validate(&self) -> Result<()> {
+        match self {
+            Regularizer::None => Ok(()),
+            Regularizer::Sgm(p) => p.validate(),
+            Regularizer::Micmac(p) => p.validate(),
+        }
+    }
+}
+
+/// One matching step: a pyramid level, its similarity and regulariser. Steps run coarsest
+/// first; each one searches around the previous step's disparity (the first one searches the
+/// whole range).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Step {
+    /// Pyramid level: the images are reduced by 2^level (0 = full resolution).
+    pub level: u32,
+    /// Index of the step's backend in the list given to [`run`].
+    pub similarity: usize,
+    /// The regulariser.
+    pub regularizer: Regularizer,
+    /// How the previous step's disparity becomes this step's intervals (unused by the first).
+    pub propagation: Propagation,
+}
+
+/// The usual plan: one step per level from `levels − 1` down to 0, all alike except for the
+/// backend, chosen per level by `similarity(level)`.
+pub fn pyramid_steps(
+    levels: u32,
+    regularizer: Regularizer,
+    propagation: Propagation,
+    similarity: impl Fn(u32) -> usize,
+) -> Vec<Step> {
+    (0..levels).rev().map(|level| Step { level, similarity: similarity(level), regularizer, propagation }).collect()
+}
+
 /// The full configuration of a run, validated by [`MatchConfig::validate`].
 #[derive(Debug, Clone, Serialize)]
 pub struct MatchConfig {
@@ -42,12 +92,8 @@ pub struct MatchConfig {
     pub disp_min: i32,
     /// Largest disparity searched, inclusive.
     pub disp_max: i32,
-    /// Number of pyramid levels, 1 = full resolution only.
-    pub levels: u32,
-    /// Regulariser; `None` takes the winner of the raw costs.
-    pub sgm: Option<SgmParams>,
-    /// Interval propagation between levels.
-    pub propagation: Propagation,
+    /// The steps, coarsest first; the last one is at full resolution.
+    pub steps: Vec<Step>,
     /// Sub-pixel refinement of the final level.
     pub subpixel: bool,
     /// Left-right check tolerance in pixels; `None` disables the check.
@@ -58,11 +104,18 @@ pub struct MatchConfig {
     pub min_region_px: usize,
     /// Filling of invalidated pixels.
     pub fill: Fill,
+    /// Keep every step's result in [`MatchOutput::steps`] (MicMac writes one file per step).
+    pub keep_steps: bool,
 }
 
 impl MatchConfig {
-    /// Checks the configuration against the pair it will run on.
-    pub fn validate(&self, pair: &Pair) -> Result<()> {
+    /// Number of pyramid levels the steps use.
+    pub fn levels(&self) -> u32 {
+        self.steps.iter().map(|s| s.level + 1).max().unwrap_or(0)
+    }
+
+    /// Checks the configuration against the pair it will run on and the number of backends.
+    pub fn validate(&self, pair: &Pair, backends: usize) -> Result<()> {
         let (hl, wl) = pair.left.dim();
         let (hr, wr) = pair.right.dim();
         if hl == 0 || wl == 0 || hr == 0 || wr == 0 {
@@ -104,21 +157,46 @@ impl MatchConfig {
             )));
         }
         let max_levels = max_levels(wl.min(wr), hl);
-        if self.levels == 0 || self.levels > max_levels {
+        if self.steps.is_empty() || self.levels() > max_levels {
             return Err(Error::invalid_parameter(format!(
                 "{} pyramid levels for a {wl}×{hl} image: choose 1 to {max_levels} (the coarsest level keeps \
                  at least 16 pixels per side)",
-                self.levels
+                self.levels()
             )));
         }
-        if let Some(sgm) = &self.sgm {
-            sgm.validate()?;
+        for (i, pair) in self.steps.windows(2).enumerate() {
+            if pair[1].level > pair[0].level {
+                return Err(Error::invalid_parameter(format!(
+                    "step {} (reduction {}) follows a finer step (reduction {}): steps go from coarse to fine",
+                    i + 2,
+                    1u32 << pair[1].level,
+                    1u32 << pair[0].level
+                )));
+            }
         }
-        if self.propagation.dilate_alti_px < 1 {
+        let last = self.steps.last().expect("checked non-empty");
+        if last.level != 0 {
             return Err(Error::invalid_parameter(format!(
-                "interval dilation {} px: must be at least 1",
-                self.propagation.dilate_alti_px
+                "the last step works at reduction {}: the last step must be at full resolution (1)",
+                1u32 << last.level
             )));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.similarity >= backends {
+                return Err(Error::invalid_parameter(format!(
+                    "step {} uses similarity #{} but only {backends} are given",
+                    i + 1,
+                    step.similarity
+                )));
+            }
+            step.regularizer.validate()?;
+            if i > 0 && step.propagation.dilate_alti_px < 1 {
+                return Err(Error::invalid_parameter(format!(
+                    "step {}: interval dilation {} px: must be at least 1",
+                    i + 1,
+                    step.propagation.dilate_alti_px
+                )));
+            }
         }
         if let Some(t) = self.lr_check_px
             && !(t.is_finite() && t >= 0.0) {
@@ -180,9 +258,9 @@ pub struct StageTimes {
     pub total: f64,
 }
 
-/// What happened at one level.
+/// What happened at one step.
 #[derive(Debug, Clone, Serialize)]
-pub struct LevelReport {
+pub struct StepReport {
     /// 0 = full resolution, k = 2^-k.
     pub level: u32,
     /// Size of the level.
@@ -197,6 +275,21 @@ pub struct LevelReport {
     pub mean_candidates: f64,
     /// Smallest and largest disparity searched at this level (level pixels).
     pub disparity_span: (i32, i32),
+    /// Pixels that ended in the occlusion label (MicMac's regulariser with a mask label).
+    pub masked_pixels: usize,
+}
+
+/// The result of one step, at the step's resolution (kept with [`MatchConfig::keep_steps`]).
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// Pyramid level of the step.
+    pub level: u32,
+    /// Integer disparity (level pixels) of the winner, every pixel.
+    pub disparity: Array2<i32>,
+    /// Confidence in [0, 1] of the winner.
+    pub confidence: Array2<f32>,
+    /// Pixels that ended in the occlusion label, when the regulariser has one.
+    pub masked: Option<Array2<bool>>,
 }
 
 /// The result of a run.
@@ -206,8 +299,10 @@ pub struct MatchOutput {
     pub disparity: Array2<f32>,
     /// Confidence in [0, 1] (0 where no value).
     pub confidence: Array2<f32>,
-    /// Per level, coarsest first.
-    pub levels: Vec<LevelReport>,
+    /// Per step, coarsest first.
+    pub reports: Vec<StepReport>,
+    /// Per step when [`MatchConfig::keep_steps`] is set, else empty.
+    pub steps: Vec<StepOutput>,
     /// Timings.
     pub times: StageTimes,
     /// Pixels rejected by the left-right check.
@@ -218,21 +313,22 @@ pub struct MatchOutput {
     pub filled: usize,
 }
 
-/// Matches `pair` with `similarity` chosen per level (`similarity(level)`, 0 = full resolution).
-pub fn run<'s>(
+/// Matches `pair` through the steps of `config`; step `s` uses `backends[s.similarity]`.
+pub fn run(
     pair: &Pair,
     config: &MatchConfig,
-    similarity: &dyn Fn(u32) -> &'s dyn Similarity,
+    backends: &[&dyn Similarity],
     progress: &dyn Progress,
 ) -> Result<MatchOutput> {
-    config.validate(pair)?;
+    config.validate(pair, backends.len())?;
     let start = Instant::now();
     let mut times = StageTimes::default();
 
-    progress.stage(config.levels - 1, "pyramid");
+    let levels = config.levels();
+    progress.stage(levels - 1, "pyramid");
     let t = Instant::now();
     let mut pyramid = vec![pair.clone()];
-    for _ in 1..config.levels {
+    for _ in 1..levels {
         let last = pyramid.last().expect("non-empty");
         let (left, left_valid) = reduce(&last.left, &last.left_valid);
         let (right, right_valid) = reduce(&last.right, &last.right_valid);
@@ -241,16 +337,22 @@ pub fn run<'s>(
     times.pyramid = t.elapsed().as_secs_f64();
 
     let mut reports = Vec::new();
-    let mut coarse: Option<Array2<i32>> = None;
-    for level in (0..config.levels).rev() {
+    let mut kept = Vec::new();
+    // The previous step's disparity and level.
+    let mut previous: Option<(Array2<i32>, u32)> = None;
+    let last_step = config.steps.len() - 1;
+    for (index, step) in config.steps.iter().enumerate() {
+        let level = step.level;
         let images = &pyramid[level as usize];
         let (h, w) = images.left.dim();
         let range = level_range(config.disp_min, config.disp_max, level);
-        let intervals = match &coarse {
+        let intervals = match &previous {
             None => Intervals::uniform(w, h, range.0, range.1)?,
-            Some(prev) => propagate(prev, w, h, config.propagation, range)?,
+            Some((prev, prev_level)) => {
+                propagate(prev, w, h, step.propagation, range, 1 << (prev_level - level))?
+            }
         };
-        let backend = similarity(level);
+        let backend = backends[step.similarity];
         let level_pair = LevelPair {
             left: &images.left,
             right: &images.right,
@@ -273,9 +375,13 @@ pub fn run<'s>(
 
         progress.stage(level, "regularisation");
         let t = Instant::now();
-        let aggregated: Vec<u16> = match &config.sgm {
-            Some(params) => aggregate(&volume, &images.left, params)?,
-            None => volume.costs.clone(),
+        let (aggregated, masked): (Vec<u16>, Option<Array2<bool>>) = match &step.regularizer {
+            Regularizer::Sgm(params) => (aggregate(&volume, &images.left, params)?, None),
+            Regularizer::Micmac(params) => {
+                let result = aggregate_lines(&volume, &images.left_valid, params)?;
+                (result.sum, result.masked)
+            }
+            Regularizer::None => (volume.costs.clone(), None),
         };
         times.regularize += t.elapsed().as_secs_f64();
 
@@ -285,7 +391,7 @@ pub fn run<'s>(
         times.wta += t.elapsed().as_secs_f64();
 
         let entries = volume.intervals.total();
-        reports.push(LevelReport {
+        reports.push(StepReport {
             level,
             width: w,
             height: h,
@@ -293,10 +399,19 @@ pub fn run<'s>(
             cost_volume_entries: entries,
             mean_candidates: entries as f64 / (w * h) as f64,
             disparity_span: volume.intervals.span(),
+            masked_pixels: masked.as_ref().map_or(0, |m| m.iter().filter(|&&v| v).count()),
         });
+        if config.keep_steps {
+            kept.push(StepOutput {
+                level,
+                disparity: winner.disparity.clone(),
+                confidence: winner.confidence.clone(),
+                masked: masked.clone(),
+            });
+        }
 
-        if level > 0 {
-            coarse = Some(winner.disparity);
+        if index < last_step {
+            previous = Some((winner.disparity, level));
             continue;
         }
 
@@ -308,6 +423,13 @@ pub fn run<'s>(
                 *d = f32::NAN;
             }
         });
+        if let Some(masked) = &masked {
+            ndarray::Zip::from(&mut disparity).and(masked).for_each(|d, &m| {
+                if m {
+                    *d = f32::NAN;
+                }
+            });
+        }
         let lr_rejected = match config.lr_check_px {
             Some(tol) => left_right_check(
                 &volume.intervals,
@@ -335,12 +457,13 @@ pub fn run<'s>(
         return Ok(MatchOutput {
             disparity,
             confidence,
-            levels: reports,
+            reports,
+            steps: kept,
             times,
             lr_rejected,
             small_regions_removed,
             filled,
         });
     }
-    unreachable!("validate() guarantees at least one level")
+    unreachable!("validate() guarantees at least one step")
 }

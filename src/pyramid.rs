@@ -64,8 +64,8 @@ pub struct Propagation {
     pub dilate_plani_px: usize,
 }
 
-/// Intervals of a `width × height` level from the coarse level's disparity (half the size):
-/// `2·d_coarse ± dilate_alti`, then the min of the lower bounds and the max of the upper bounds
+/// Intervals of a `width × height` level from a coarser level's disparity (`factor` = 1, 2, 4 …
+/// times smaller): `factor·d_coarse ± dilate_alti`, then the min of the lower bounds and the max of the upper bounds
 /// over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive), then widened to a multiple of
 /// [`LANES`] candidates where the range allows.
 pub fn propagate(
@@ -74,9 +74,10 @@ pub fn propagate(
     height: usize,
     propagation: Propagation,
     range: (i32, i32),
+    factor: usize,
 ) -> Result<Intervals> {
     let (hc, wc) = coarse.dim();
-    let centre = |x: usize, y: usize| 2 * coarse[((y / 2).min(hc - 1), (x / 2).min(wc - 1))];
+    let centre = |x: usize, y: usize| factor as i32 * coarse[((y / factor).min(hc - 1), (x / factor).min(wc - 1))];
     let alti = propagation.dilate_alti_px;
     let mut lo = vec![0i32; width * height];
     let mut hi = vec![0i32; width * height];

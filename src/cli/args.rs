@@ -26,6 +26,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Match an epipolar pair: writes disparity.tif, confidence.tif, disparity.png and run.json.
+    ///
+    /// Also runs a MicMac parameter file as `mm3d MICMAC` would:
+    /// `deepsim match CONFIG.xml +Im1=Epip1.tif +Im2=Epip2.tif +DirMEC=OUT` (see docs/micmac.md).
     Match(MatchArgs),
     /// Compare a disparity map with ground truth (bad-0.5/1/2/4, EPE, density).
     Eval(EvalArgs),
@@ -55,7 +58,8 @@ pub enum RuntimeKind {
 pub enum Regularizer {
     /// Classical semi-global matching with P1 / P2.
     Sgm,
-    /// MicMac's linear penalty (ZReg · |Δd|, maximum slope).
+    /// MicMac's dynamic programming: NbDir line orientations, ZReg · |Δd| with a maximum
+    /// slope, optional occlusion label (--def-cor, --cost-trans).
     Micmac,
     /// No regularisation: winner-take-all on the raw costs.
     None,
@@ -63,15 +67,24 @@ pub enum Regularizer {
 
 #[derive(Args, Debug)]
 pub struct MatchArgs {
+    /// A MicMac parameter file (ParamMICMAC) to run instead of --left/--right/--out.
+    pub config: Option<PathBuf>,
+    /// With a MicMac file: "+Name=value" overrides of its <DicoLoc> symbols (e.g. +Im1=a.tif).
+    #[arg(allow_hyphen_values = true)]
+    pub overrides: Vec<String>,
+    /// With a MicMac file: a folder of ONNX bundles; FileModeleParams "FOLDER/REGEX" is looked up
+    /// as FOLDER (relative to the working directory), then as DIR/<name of FOLDER>.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
     /// Left (reference) image: PNG or TIFF, 8/16-bit or float, grey or RGB.
-    #[arg(long)]
-    pub left: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    pub left: Option<PathBuf>,
     /// Right image.
-    #[arg(long)]
-    pub right: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    pub right: Option<PathBuf>,
     /// Output folder (created if needed).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    pub out: Option<PathBuf>,
     /// Validity mask of the left image (non-zero = valid).
     #[arg(long)]
     pub left_mask: Option<PathBuf>,
@@ -136,9 +149,19 @@ pub struct MatchArgs {
     /// Regulariser.
     #[arg(long, value_enum, default_value_t = Regularizer::Sgm)]
     pub regularizer: Regularizer,
-    /// Path directions of the regulariser: 4, 8 or 16.
+    /// SGM path directions: 4, 8 or 16.
     #[arg(long, default_value_t = 8)]
     pub directions: usize,
+    /// MicMac regulariser: line orientations (NbDir), each swept in both senses.
+    #[arg(long, default_value_t = 7)]
+    pub nb_dir: usize,
+    /// MicMac regulariser: turn on the occlusion label with this default correlation
+    /// (ValDefCorrel, e.g. 0.4; the label costs 1 − value).
+    #[arg(long)]
+    pub def_cor: Option<f32>,
+    /// MicMac regulariser: cost of entering or leaving the occlusion label (CostTrans).
+    #[arg(long, default_value_t = 1.0)]
+    pub cost_trans: f32,
     /// SGM penalty of a 1-px disparity change (in units of the worst matching cost).
     #[arg(long, default_value_t = 0.2)]
     pub p1: f32,

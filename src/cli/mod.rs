@@ -5,6 +5,7 @@ mod args;
 mod check_model_cmd;
 mod eval_cmd;
 mod match_cmd;
+mod micmac_cmd;
 mod progress;
 mod runtime;
 mod synth_cmd;

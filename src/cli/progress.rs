@@ -3,15 +3,15 @@
 use deepsim::pipeline::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Stages reported per level by the pipeline, plus the final filters.
-const STAGES_PER_LEVEL: u64 = 4;
+/// Stages reported per step by the pipeline, plus the pyramid and the final filters.
+const STAGES_PER_STEP: u64 = 4;
 
 pub struct Bar(ProgressBar);
 
 impl Bar {
-    pub fn new(levels: u32, quiet: bool) -> Self {
+    pub fn new(steps: usize, quiet: bool) -> Self {
         let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        let bar = ProgressBar::with_draw_target(Some(levels as u64 * STAGES_PER_LEVEL + 2), target);
+        let bar = ProgressBar::with_draw_target(Some(steps as u64 * STAGES_PER_STEP + 2), target);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
                 .expect("valid template"),

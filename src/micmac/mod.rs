@@ -7,7 +7,9 @@
 //! warning), and anything else is an error naming the element path, its line and the value.
 
 mod config;
+mod plan;
 mod xml;
 
 pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, Step, Tiles};
+pub use plan::{resolve_model, BackendSpec, MicmacPlan};
 pub use xml::{parse as parse_xml, Element};

@@ -21,6 +21,7 @@
 //! unreachable. A path that cannot reach any label of the next pixel restarts there.
 
 mod kernel;
+pub mod lines;
 pub mod reference;
 
 use crate::cost::{CostVolume, Intervals, COST_ONE};

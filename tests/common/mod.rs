@@ -116,19 +116,20 @@ pub fn planar_scene(seed: u64, width: usize, height: usize) -> Scene {
 
 /// The default configuration of the CLI, for a given range and number of levels.
 pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::MatchConfig {
-    use deepsim::pipeline::{Fill, MatchConfig};
+    use deepsim::pipeline::{pyramid_steps, Fill, MatchConfig, Regularizer};
     use deepsim::pyramid::Propagation;
     use deepsim::sgm::{Penalty, SgmParams};
+    let sgm = Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.2, p2: 0.8, p2_adapt: None } });
+    let propagation = Propagation { dilate_alti_px: 4, dilate_plani_px: 2 };
     MatchConfig {
         disp_min,
         disp_max,
-        levels,
-        sgm: Some(SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.2, p2: 0.8, p2_adapt: None } }),
-        propagation: Propagation { dilate_alti_px: 4, dilate_plani_px: 2 },
+        steps: pyramid_steps(levels, sgm, propagation, |_| 0),
         subpixel: true,
         lr_check_px: Some(1.0),
         median: true,
         min_region_px: 50,
         fill: Fill::None,
+        keep_steps: false,
     }
 }

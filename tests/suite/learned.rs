@@ -218,7 +218,7 @@ fn learned_backend_through_the_pipeline_behaves_like_ncc() {
     let visible = deepsim::eval::nonocc_from_gt(&scene.gt, &valid, w);
     let interior = Array2::from_shape_fn((h, w), |(y, x)| visible[(y, x)] && y >= 8 && x >= 8 && y + 8 < h && x + 8 < w);
     let bad2 = |similarity: &dyn Similarity| {
-        let out = run(&scene.pair, &crate::common::config(0, 40, 2), &|_| similarity, &NoProgress).unwrap();
+        let out = run(&scene.pair, &crate::common::config(0, 40, 2), &[similarity], &NoProgress).unwrap();
         deepsim::eval::evaluate(&out.disparity, &scene.gt, &valid, Some(&interior)).unwrap().nonocc.bad_2
     };
     let (a, b) = (bad2(&learned), bad2(&ncc));

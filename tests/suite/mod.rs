@@ -2,6 +2,7 @@ mod cli;
 mod eval;
 mod io;
 mod learned;
+mod micmac_regul;
 mod micmac_xml;
 #[cfg(feature = "ort")]
 mod ort;

@@ -7,7 +7,7 @@ use deepsim::similarity::{Census, Ncc, Similarity};
 use ndarray::Array2;
 
 fn match_pair(pair: &Pair, similarity: &dyn Similarity, cfg: &deepsim::pipeline::MatchConfig) -> Array2<f32> {
-    run(pair, cfg, &|_| similarity, &NoProgress).unwrap().disparity
+    run(pair, cfg, &[similarity], &NoProgress).unwrap().disparity
 }
 
 /// Pixels at least `margin` away from the image border.
@@ -119,14 +119,14 @@ fn invalid_left_pixels_get_no_value_and_masked_right_pixels_are_not_matched() {
 fn pyramid_keeps_the_full_range_out_of_the_full_resolution_volume() {
     let scene = planar_scene(2, 256, 128);
     let census = Census::new(7, 7).unwrap();
-    let single = run(&scene.pair, &config(0, 63, 1), &|_| &census as &dyn Similarity, &NoProgress).unwrap();
-    let multi = run(&scene.pair, &config(0, 63, 3), &|_| &census as &dyn Similarity, &NoProgress).unwrap();
-    let full_single = single.levels.last().unwrap().cost_volume_entries;
-    let full_multi = multi.levels.last().unwrap().cost_volume_entries;
+    let single = run(&scene.pair, &config(0, 63, 1), &[&census as &dyn Similarity], &NoProgress).unwrap();
+    let multi = run(&scene.pair, &config(0, 63, 3), &[&census as &dyn Similarity], &NoProgress).unwrap();
+    let full_single = single.reports.last().unwrap().cost_volume_entries;
+    let full_multi = multi.reports.last().unwrap().cost_volume_entries;
     assert_eq!(full_single, 256 * 128 * 64);
     assert!(full_multi * 2 < full_single, "{full_multi} entries with the pyramid vs {full_single} without");
-    assert_eq!(multi.levels.len(), 3);
-    assert_eq!(multi.levels[0].level, 2, "coarsest level first");
+    assert_eq!(multi.reports.len(), 3);
+    assert_eq!(multi.reports[0].level, 2, "coarsest level first");
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn bad_configurations_are_rejected_with_their_reason() {
         (scene.pair.clone(), config(0, 10, 9), "pyramid levels"),
     ];
     for (pair, cfg, expected) in cases {
-        let err = run(&pair, &cfg, &|_| &census as &dyn Similarity, &NoProgress).unwrap_err();
+        let err = run(&pair, &cfg, &[&census as &dyn Similarity], &NoProgress).unwrap_err();
         assert!(err.to_string().contains(expected), "expected '{expected}', got: {err}");
     }
 }
