@@ -195,7 +195,7 @@ fn the_micmac_regulariser_recovers_a_planar_scene_and_marks_its_occlusion() {
         orientations: 7,
         weight: 0.02,
         max_slope: 16.0,
-        mask: Some(MaskLabel { cost: 0.6, transition: 1.0 }),
+        mask: Some(MaskLabel { cost: 0.35, transition: 0.5 }),
     });
     let mut config = crate::common::config(0, 40, 2);
     config.steps = pyramid_steps(2, regularizer, Propagation { dilate_alti_px: 4, dilate_plani_px: 2 }, |_| 0);
@@ -219,6 +219,9 @@ fn the_micmac_regulariser_recovers_a_planar_scene_and_marks_its_occlusion() {
         e.nonocc.density
     );
     let masked = out.steps[1].masked.as_ref().unwrap();
-    assert!(masked.iter().any(|&m| m), "some pixels end in the occlusion label");
+    let in_occlusion = ndarray::Zip::from(masked).and(&nonocc).fold(0, |n, &m, &v| n + usize::from(m && !v));
+    let total = masked.iter().filter(|&&m| m).count();
+    // A label a little dearer than a good census match: occluded pixels take it, others do not.
+    assert!(total > 200 && in_occlusion as f64 >= 0.9 * total as f64, "{total} masked, {in_occlusion} of them occluded");
 }
 
