@@ -146,6 +146,19 @@ def test_crop_dataset_reproducible_and_epoch_dependent(fake_synth):
     assert batch["right"].shape == (2, 1, 32, 64) and batch["right_valid"].shape == (2, 2)
 
 
+def test_crop_dataset_reads_pairs_on_demand_and_keeps_a_bounded_cache(fake_synth):
+    # Regression: all pairs were decoded up front (800 synth pairs = 8.5 GB per training process).
+    ds = CropDataset([fake_synth], crop_height=32, crop_width=48, right_extra=16, samples_per_epoch=16, seed=5,
+                     cache_pairs=2)
+    assert len(ds.loaders) == 4 and len(ds._cache) == 0, "nothing read before a crop needs it"
+    reference = CropDataset([fake_synth], crop_height=32, crop_width=48, right_extra=16, samples_per_epoch=16,
+                            seed=5, cache_pairs=100)
+    for i in range(16):
+        assert torch.equal(ds[i]["left"], reference[i]["left"]), "same crops whatever the cache size"
+        assert len(ds._cache) <= 2
+    assert len(reference._cache) == 4
+
+
 def test_disp_tiff_is_float32_nan(fake_synth):
     d = tifffile.imread(fake_synth / "000000" / "disp_left.tif")
     m = np.array(Image.open(fake_synth / "000000" / "mask_defined.png"))

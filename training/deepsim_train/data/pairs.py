@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -177,8 +179,9 @@ def detect_format(path: str | Path) -> str:
     raise ValueError(f"{p}: cannot tell the layout; give format explicitly (one of {', '.join(FORMATS)})")
 
 
-def load_pairs(path: str | Path, *, format: str = "auto", purpose: str = "eval") -> list[StereoPair]:
-    """Load every pair of a dataset. ``purpose="train"`` refuses evaluation-only formats."""
+def pair_loaders(path: str | Path, *, format: str = "auto", purpose: str = "eval") -> list[Callable[[], StereoPair]]:
+    """One loader per pair of a dataset, reading the pair only when called (a training set of
+    hundreds of pairs does not fit in memory). ``purpose="train"`` refuses evaluation-only formats."""
     path = Path(path)
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
@@ -187,10 +190,15 @@ def load_pairs(path: str | Path, *, format: str = "auto", purpose: str = "eval")
         raise ValueError(f"{path}: format {fmt!r} is evaluation-only and must never be used for training")
     if fmt == "synth":
         if (path / "manifest.json").exists():
-            return [read_synth_pair(d) for d in synth_pair_dirs(path)]
-        return [read_synth_pair(path)]
+            return [partial(read_synth_pair, d) for d in synth_pair_dirs(path)]
+        return [partial(read_synth_pair, path)]
     if fmt == "middlebury":
         if (path / "disp0.pfm").exists():
-            return [read_middlebury_pair(path)]
-        return [read_middlebury_pair(q) for q in sorted(path.iterdir()) if (q / "disp0.pfm").exists()]
-    return [read_motorcycle(path)]
+            return [partial(read_middlebury_pair, path)]
+        return [partial(read_middlebury_pair, q) for q in sorted(path.iterdir()) if (q / "disp0.pfm").exists()]
+    return [partial(read_motorcycle, path)]
+
+
+def load_pairs(path: str | Path, *, format: str = "auto", purpose: str = "eval") -> list[StereoPair]:
+    """Load every pair of a dataset. ``purpose="train"`` refuses evaluation-only formats."""
+    return [load() for load in pair_loaders(path, format=format, purpose=purpose)]
