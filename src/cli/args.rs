@@ -70,7 +70,6 @@ pub struct MatchArgs {
     /// A MicMac parameter file (ParamMICMAC) to run instead of --left/--right/--out.
     pub config: Option<PathBuf>,
     /// With a MicMac file: "+Name=value" overrides of its <DicoLoc> symbols (e.g. +Im1=a.tif).
-    #[arg(allow_hyphen_values = true)]
     pub overrides: Vec<String>,
     /// With a MicMac file: a folder of ONNX bundles; FileModeleParams "FOLDER/REGEX" is looked up
     /// as FOLDER (relative to the working directory), then as DIR/<name of FOLDER>.

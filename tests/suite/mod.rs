@@ -2,6 +2,7 @@ mod cli;
 mod eval;
 mod io;
 mod learned;
+mod micmac_cli;
 mod micmac_regul;
 mod micmac_xml;
 #[cfg(feature = "ort")]
