@@ -29,7 +29,7 @@ run "census7x7+sgm8, 1 level" --levels 1
 run "census7x7+sgm8, 3 levels" --levels 3
 run "census7x7+sgm16, 1 level" --levels 1 --directions 16
 run "ncc7+sgm8, 1 level" --levels 1 --similarity ncc --window 7
-run "census7x7+micmac8, 1 level" --levels 1 --regularizer micmac
+run "census7x7+micmac NbDir 7, 1 level" --levels 1 --regularizer micmac --nb-dir 7
 
 if bash "$root/bench/peers/setup.sh" >/dev/null 2>&1; then
     venv="${DEEPSIM_PEERS_VENV:-$HOME/.cache/deepsim/peers-venv}"
