@@ -33,5 +33,6 @@ pub mod runtime;
 pub mod sgm;
 pub mod similarity;
 pub mod synth;
+pub mod tiles;
 
 pub use error::{Error, ErrorKind, Result};

@@ -3,13 +3,14 @@
 //! left-right check and filters.
 
 use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
-use crate::disparity::{fill_background, left_right_check, median3, remove_small_regions, winner_take_all};
+use crate::disparity::{fill_background, left_right_check, median3, remove_small_regions, winner_take_all, Winner};
 use crate::error::{Error, Result};
-use crate::pyramid::{level_range, propagate, reduce, Propagation};
+use crate::pyramid::{level_range, propagated_bounds, reduce, Propagation};
 use crate::sgm::lines::{aggregate_lines, LineParams};
 use crate::sgm::{aggregate, SgmParams};
 use crate::similarity::{LevelPair, Similarity};
-use ndarray::Array2;
+use crate::tiles::{tiles, Region, Tile, TileParams};
+use ndarray::{s, Array2};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -106,6 +107,8 @@ pub struct MatchConfig {
     pub fill: Fill,
     /// Keep every step's result in [`MatchOutput::steps`] (MicMac writes one file per step).
     pub keep_steps: bool,
+    /// Match each step in overlapping tiles: the cost volume then holds one tile at a time.
+    pub tiles: Option<TileParams>,
 }
 
 impl MatchConfig {
@@ -198,6 +201,10 @@ impl MatchConfig {
                 )));
             }
         }
+        if let Some(t) = self.tiles
+            && t.size_px < 16 {
+                return Err(Error::invalid_parameter(format!("tile size {} px: use at least 16", t.size_px)));
+            }
         if let Some(t) = self.lr_check_px
             && !(t.is_finite() && t >= 0.0) {
                 return Err(Error::invalid_parameter(format!("left-right tolerance {t}: must be ≥ 0")));
@@ -277,6 +284,8 @@ pub struct StepReport {
     pub disparity_span: (i32, i32),
     /// Pixels that ended in the occlusion label (MicMac's regulariser with a mask label).
     pub masked_pixels: usize,
+    /// Tiles the step was matched in.
+    pub tiles: usize,
 }
 
 /// The result of one step, at the step's resolution (kept with [`MatchConfig::keep_steps`]).
@@ -346,101 +355,70 @@ pub fn run(
         let images = &pyramid[level as usize];
         let (h, w) = images.left.dim();
         let range = level_range(config.disp_min, config.disp_max, level);
-        let intervals = match &previous {
-            None => Intervals::uniform(w, h, range.0, range.1)?,
-            Some((prev, prev_level)) => {
-                propagate(prev, w, h, step.propagation, range, 1 << (prev_level - level))?
-            }
+        let search = match &previous {
+            None => Search::Range(range),
+            Some((prev, prev_level)) => Search::Around {
+                coarse: prev,
+                factor: 1 << (prev_level - level),
+                propagation: step.propagation,
+                range,
+            },
         };
         let backend = backends[step.similarity];
-        let level_pair = LevelPair {
-            left: &images.left,
-            right: &images.right,
-            left_valid: &images.left_valid,
-            right_valid: &images.right_valid,
-        };
-
-        progress.stage(level, "features");
-        let t = Instant::now();
-        let prepared = backend.prepare(level_pair)?;
-        times.prepare += t.elapsed().as_secs_f64();
-
-        progress.stage(level, "costs");
-        let t = Instant::now();
-        let mut costs = fill_volume(prepared.as_ref(), &intervals)?;
-        drop(prepared);
-        mask_costs(&intervals, &mut costs, &images.left_valid, &images.right_valid);
-        let volume = CostVolume { intervals, costs };
-        times.cost += t.elapsed().as_secs_f64();
-
-        progress.stage(level, "regularisation");
-        let t = Instant::now();
-        let (aggregated, masked): (Vec<u16>, Option<Array2<bool>>) = match &step.regularizer {
-            Regularizer::Sgm(params) => (aggregate(&volume, &images.left, params)?, None),
-            Regularizer::Micmac(params) => {
-                let result = aggregate_lines(&volume, &images.left_valid, params)?;
-                (result.sum, result.masked)
+        let lr_check = if index == last_step { config.lr_check_px } else { None };
+        let tiles = tiles(w, h, config.tiles);
+        let mut result = StepResult::new(h, w, matches!(step.regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. })));
+        for (k, tile) in tiles.iter().enumerate() {
+            if tiles.len() > 1 {
+                progress.stage(level, &format!("tile {}/{}", k + 1, tiles.len()));
             }
-            Regularizer::None => (volume.costs.clone(), None),
-        };
-        times.regularize += t.elapsed().as_secs_f64();
+            let matched = match_tile(images, tile.outer, &search, backend, &step.regularizer, lr_check, progress, level, &mut times)?;
+            result.paste(&matched, tile);
+        }
 
-        progress.stage(level, "winner-take-all");
-        let t = Instant::now();
-        let winner = winner_take_all(&volume.intervals, &aggregated);
-        times.wta += t.elapsed().as_secs_f64();
-
-        let entries = volume.intervals.total();
         reports.push(StepReport {
             level,
             width: w,
             height: h,
             similarity: backend.name(),
-            cost_volume_entries: entries,
-            mean_candidates: entries as f64 / (w * h) as f64,
-            disparity_span: volume.intervals.span(),
-            masked_pixels: masked.as_ref().map_or(0, |m| m.iter().filter(|&&v| v).count()),
+            cost_volume_entries: result.entries,
+            mean_candidates: result.entries as f64 / (w * h) as f64,
+            disparity_span: result.span,
+            masked_pixels: result.masked.as_ref().map_or(0, |m| m.iter().filter(|&&v| v).count()),
+            tiles: tiles.len(),
         });
         if config.keep_steps {
             kept.push(StepOutput {
                 level,
-                disparity: winner.disparity.clone(),
-                confidence: winner.confidence.clone(),
-                masked: masked.clone(),
+                disparity: result.disparity.clone(),
+                confidence: result.confidence.clone(),
+                masked: result.masked.clone(),
             });
         }
 
         if index < last_step {
-            previous = Some((winner.disparity, level));
+            previous = Some((result.disparity, level));
             continue;
         }
 
         progress.stage(0, "filters");
         let t = Instant::now();
-        let mut disparity = if config.subpixel { winner.subpixel.clone() } else { winner.disparity.mapv(|d| d as f32) };
-        ndarray::Zip::from(&mut disparity).and(&images.left_valid).for_each(|d, &ok| {
-            if !ok {
+        let mut disparity = if config.subpixel { result.subpixel } else { result.disparity.mapv(|d| d as f32) };
+        ndarray::Zip::from(&mut disparity).and(&images.left_valid).and(&result.rejected).for_each(|d, &ok, &rejected| {
+            if !ok || rejected {
                 *d = f32::NAN;
             }
         });
-        if let Some(masked) = &masked {
+        if let Some(masked) = &result.masked {
             ndarray::Zip::from(&mut disparity).and(masked).for_each(|d, &m| {
                 if m {
                     *d = f32::NAN;
                 }
             });
         }
-        let lr_rejected = match config.lr_check_px {
-            Some(tol) => left_right_check(
-                &volume.intervals,
-                &aggregated,
-                &winner.disparity,
-                images.right.ncols(),
-                tol,
-                &mut disparity,
-            ),
-            None => 0,
-        };
+        let lr_rejected = ndarray::Zip::from(&result.rejected)
+            .and(&images.left_valid)
+            .fold(0, |n, &r, &ok| n + usize::from(r && ok));
         let small_regions_removed = remove_small_regions(&mut disparity, config.min_region_px, 1.0);
         if config.median {
             disparity = median3(&disparity);
@@ -449,10 +427,10 @@ pub fn run(
             Fill::None => 0,
             Fill::Background => fill_background(&mut disparity, &images.left_valid),
         };
-        let confidence = ndarray::Zip::from(&winner.confidence)
+        let confidence = ndarray::Zip::from(&result.confidence)
             .and(&disparity)
             .map_collect(|&c, d| if d.is_finite() { c } else { 0.0 });
-        times.post = t.elapsed().as_secs_f64();
+        times.post += t.elapsed().as_secs_f64();
         times.total = start.elapsed().as_secs_f64();
         return Ok(MatchOutput {
             disparity,
@@ -466,4 +444,169 @@ pub fn run(
         });
     }
     unreachable!("validate() guarantees at least one step")
+}
+
+/// Where a step searches: the whole range (first step) or around the previous step's result.
+enum Search<'a> {
+    Range((i32, i32)),
+    Around { coarse: &'a Array2<i32>, factor: usize, propagation: Propagation, range: (i32, i32) },
+}
+
+impl Search<'_> {
+    /// Inclusive bounds of the pixels of `region` of a `width × height` level, row-major.
+    fn bounds(&self, width: usize, height: usize, region: Region) -> (Vec<i32>, Vec<i32>) {
+        match self {
+            Search::Range((lo, hi)) => {
+                let n = region.width() * region.height();
+                (vec![*lo; n], vec![*hi; n])
+            }
+            Search::Around { coarse, factor, propagation, range } => {
+                propagated_bounds(coarse, width, height, *propagation, *range, *factor, region)
+            }
+        }
+    }
+}
+
+/// A step's per-pixel results over its whole level, assembled from the tiles' cores.
+struct StepResult {
+    disparity: Array2<i32>,
+    subpixel: Array2<f32>,
+    confidence: Array2<f32>,
+    masked: Option<Array2<bool>>,
+    /// Rejected by the left-right check.
+    rejected: Array2<bool>,
+    entries: usize,
+    span: (i32, i32),
+}
+
+impl StepResult {
+    fn new(h: usize, w: usize, with_mask: bool) -> Self {
+        StepResult {
+            disparity: Array2::zeros((h, w)),
+            subpixel: Array2::zeros((h, w)),
+            confidence: Array2::zeros((h, w)),
+            masked: with_mask.then(|| Array2::from_elem((h, w), false)),
+            rejected: Array2::from_elem((h, w), false),
+            entries: 0,
+            span: (i32::MAX, i32::MIN),
+        }
+    }
+
+    /// Copies the core of `tile` from `matched` (which covers `tile.outer`).
+    fn paste(&mut self, matched: &TileResult, tile: &Tile) {
+        let (c, o) = (tile.core, tile.outer);
+        let inner = s![c.y0 - o.y0..c.y1 - o.y0, c.x0 - o.x0..c.x1 - o.x0];
+        let outer = s![c.y0..c.y1, c.x0..c.x1];
+        self.disparity.slice_mut(outer).assign(&matched.winner.disparity.slice(inner));
+        self.subpixel.slice_mut(outer).assign(&matched.winner.subpixel.slice(inner));
+        self.confidence.slice_mut(outer).assign(&matched.winner.confidence.slice(inner));
+        if let (Some(all), Some(part)) = (&mut self.masked, &matched.masked) {
+            all.slice_mut(outer).assign(&part.slice(inner));
+        }
+        self.rejected.slice_mut(outer).assign(&matched.rejected.slice(inner));
+        self.entries += matched.entries;
+        self.span = (self.span.0.min(matched.span.0), self.span.1.max(matched.span.1));
+    }
+}
+
+/// The results of one tile, over its outer rectangle, in the level's disparities.
+struct TileResult {
+    winner: Winner,
+    masked: Option<Array2<bool>>,
+    rejected: Array2<bool>,
+    entries: usize,
+    span: (i32, i32),
+}
+
+/// Matches the pixels of `region` of a level: the left image cropped to the region, the right
+/// image to the columns its candidates reach (disparities are shifted accordingly and shifted
+/// back in the result), costs, regularisation, winner-take-all and, at the last step, the
+/// left-right check.
+#[allow(clippy::too_many_arguments)]
+fn match_tile(
+    images: &Pair,
+    region: Region,
+    search: &Search<'_>,
+    backend: &dyn Similarity,
+    regularizer: &Regularizer,
+    lr_check_px: Option<f32>,
+    progress: &dyn Progress,
+    level: u32,
+    times: &mut StageTimes,
+) -> Result<TileResult> {
+    let (h, w) = images.left.dim();
+    let wr = images.right.ncols();
+    let (mut lo, mut hi) = search.bounds(w, h, region);
+    let d_lo = lo.iter().copied().min().expect("non-empty region");
+    let d_hi = hi.iter().copied().max().expect("non-empty region");
+    // Right columns the candidates reach; the whole right image when the tile is the level.
+    let (xr0, xr1) = if region == Region::full(w, h) {
+        (0, wr)
+    } else {
+        let first = (region.x0 as i64 - d_hi as i64).clamp(0, wr as i64 - 1) as usize;
+        let end = (region.x1 as i64 - d_lo as i64).clamp(first as i64 + 1, wr as i64) as usize;
+        (first, end)
+    };
+    let shift = region.x0 as i32 - xr0 as i32;
+    lo.iter_mut().chain(hi.iter_mut()).for_each(|d| *d -= shift);
+    let intervals = Intervals::from_bounds(region.width(), region.height(), &lo, &hi)?;
+    let left_rows = s![region.y0..region.y1, region.x0..region.x1];
+    let right_rows = s![region.y0..region.y1, xr0..xr1];
+    let crop = Pair {
+        left: images.left.slice(left_rows).to_owned(),
+        right: images.right.slice(right_rows).to_owned(),
+        left_valid: images.left_valid.slice(left_rows).to_owned(),
+        right_valid: images.right_valid.slice(right_rows).to_owned(),
+    };
+    let level_pair = LevelPair { left: &crop.left, right: &crop.right, left_valid: &crop.left_valid, right_valid: &crop.right_valid };
+
+    progress.stage(level, "features");
+    let t = Instant::now();
+    let prepared = backend.prepare(level_pair)?;
+    times.prepare += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "costs");
+    let t = Instant::now();
+    let mut costs = fill_volume(prepared.as_ref(), &intervals)?;
+    drop(prepared);
+    mask_costs(&intervals, &mut costs, &crop.left_valid, &crop.right_valid);
+    let volume = CostVolume { intervals, costs };
+    times.cost += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "regularisation");
+    let t = Instant::now();
+    let (aggregated, masked): (Vec<u16>, Option<Array2<bool>>) = match regularizer {
+        Regularizer::Sgm(params) => (aggregate(&volume, &crop.left, params)?, None),
+        Regularizer::Micmac(params) => {
+            let result = aggregate_lines(&volume, &crop.left_valid, params)?;
+            (result.sum, result.masked)
+        }
+        Regularizer::None => (volume.costs.clone(), None),
+    };
+    times.regularize += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "winner-take-all");
+    let t = Instant::now();
+    let mut winner = winner_take_all(&volume.intervals, &aggregated);
+    times.wta += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut rejected = Array2::from_elem(crop.left.dim(), false);
+    if let Some(tolerance) = lr_check_px {
+        let mut marks = Array2::<f32>::zeros(crop.left.dim());
+        left_right_check(&volume.intervals, &aggregated, &winner.disparity, crop.right.ncols(), tolerance, &mut marks);
+        ndarray::Zip::from(&mut rejected).and(&marks).for_each(|r, m| *r = m.is_nan());
+    }
+    times.post += t.elapsed().as_secs_f64();
+
+    let span = volume.intervals.span();
+    winner.disparity.mapv_inplace(|d| d + shift);
+    winner.subpixel.mapv_inplace(|d| d + shift as f32);
+    Ok(TileResult {
+        winner,
+        masked,
+        rejected,
+        entries: volume.intervals.total(),
+        span: (span.0 + shift, span.1 + shift),
+    })
 }

@@ -4,6 +4,7 @@
 
 use crate::cost::Intervals;
 use crate::error::Result;
+use crate::tiles::Region;
 use ndarray::Array2;
 
 /// Taps of the reduction filter, centred between two pixels (binomial 1 3 3 1).
@@ -65,9 +66,9 @@ pub struct Propagation {
 }
 
 /// Intervals of a `width × height` level from a coarser level's disparity (`factor` = 1, 2, 4 …
-/// times smaller): `factor·d_coarse ± dilate_alti`, then the min of the lower bounds and the max of the upper bounds
-/// over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive), then widened to a multiple of
-/// [`LANES`] candidates where the range allows.
+/// times smaller): `factor·d_coarse ± dilate_alti`, then the min of the lower bounds and the max
+/// of the upper bounds over a `(2r+1)²` neighbourhood, clipped to `range` (inclusive), then
+/// widened to a multiple of [`LANES`] candidates where the range allows.
 pub fn propagate(
     coarse: &Array2<i32>,
     width: usize,
@@ -76,31 +77,51 @@ pub fn propagate(
     range: (i32, i32),
     factor: usize,
 ) -> Result<Intervals> {
+    let region = Region::full(width, height);
+    let (lo, hi) = propagated_bounds(coarse, width, height, propagation, range, factor, region);
+    Intervals::from_bounds(width, height, &lo, &hi)
+}
+
+/// The bounds [`propagate`] gives, for the pixels of `region` only (row-major over the region):
+/// the same values as over the whole level, computed from the region grown by the filter radius.
+pub fn propagated_bounds(
+    coarse: &Array2<i32>,
+    width: usize,
+    height: usize,
+    propagation: Propagation,
+    range: (i32, i32),
+    factor: usize,
+    region: Region,
+) -> (Vec<i32>, Vec<i32>) {
     let (hc, wc) = coarse.dim();
     let centre = |x: usize, y: usize| factor as i32 * coarse[((y / factor).min(hc - 1), (x / factor).min(wc - 1))];
     let alti = propagation.dilate_alti_px;
-    let mut lo = vec![0i32; width * height];
-    let mut hi = vec![0i32; width * height];
-    for y in 0..height {
-        for x in 0..width {
-            let c = centre(x, y);
-            lo[y * width + x] = c - alti;
-            hi[y * width + x] = c + alti;
+    let r = propagation.dilate_plani_px;
+    let around = region.grow(r, width, height);
+    let (aw, ah) = (around.width(), around.height());
+    let mut lo = vec![0i32; aw * ah];
+    let mut hi = vec![0i32; aw * ah];
+    for y in 0..ah {
+        for x in 0..aw {
+            let c = centre(around.x0 + x, around.y0 + y);
+            lo[y * aw + x] = c - alti;
+            hi[y * aw + x] = c + alti;
         }
     }
-    let r = propagation.dilate_plani_px;
-    let lo = separable_filter(&lo, width, height, r, i32::min);
-    let hi = separable_filter(&hi, width, height, r, i32::max);
-    let (lo, hi): (Vec<i32>, Vec<i32>) = lo
-        .iter()
-        .zip(&hi)
-        .map(|(&l, &h)| {
-            let l = l.clamp(range.0, range.1);
-            let h = h.clamp(range.0, range.1).max(l);
-            widen_to_lanes(l, h, range)
-        })
-        .unzip();
-    Intervals::from_bounds(width, height, &lo, &hi)
+    let lo = separable_filter(&lo, aw, ah, r, i32::min);
+    let hi = separable_filter(&hi, aw, ah, r, i32::max);
+    let mut out = (Vec::with_capacity(region.width() * region.height()), Vec::with_capacity(region.width() * region.height()));
+    for y in region.y0..region.y1 {
+        for x in region.x0..region.x1 {
+            let p = (y - around.y0) * aw + (x - around.x0);
+            let l = lo[p].clamp(range.0, range.1);
+            let h = hi[p].clamp(range.0, range.1).max(l);
+            let (l, h) = widen_to_lanes(l, h, range);
+            out.0.push(l);
+            out.1.push(h);
+        }
+    }
+    out
 }
 
 /// Candidates per SIMD register of the regulariser (16 × u16 in 256 bits).

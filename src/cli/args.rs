@@ -136,6 +136,13 @@ pub struct MatchArgs {
     /// Context around each feature tile (px).
     #[arg(long, default_value_t = 128)]
     pub feature_margin: usize,
+    /// Match each level in tiles of this side (px at that level) with --tile-overlap px of
+    /// context: the cost volume then holds one tile at a time (0: whole levels).
+    #[arg(long, default_value_t = 2048)]
+    pub tile: usize,
+    /// Context matched around each tile, on every side (px).
+    #[arg(long, default_value_t = 64)]
+    pub tile_overlap: usize,
     /// Pyramid levels, 1 = full resolution only; default: chosen from the size and range.
     #[arg(long)]
     pub levels: Option<u32>,

@@ -7,6 +7,7 @@ use deepsim::io::{read_image, read_mask, write_preview_png, write_tiff_f32, Outp
 use deepsim::pipeline::{self, auto_levels, pyramid_steps, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
+use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
 use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
@@ -229,6 +230,7 @@ fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<Match
         min_region_px: args.min_region,
         fill: args.fill,
         keep_steps: false,
+        tiles: (args.tile > 0).then_some(TileParams { size_px: args.tile, overlap_px: args.tile_overlap }),
     })
 }
 

@@ -7,7 +7,8 @@
 //! orientations, `ZReg`, `Px1PenteMax`, and `ArgMaskAuto` as the occlusion label (cost
 //! `1 − ValDefCorrel`, transition `CostTrans`). A final `eAlgoDequant` step at full resolution
 //! turns on the sub-pixel refinement of the last step. MicMac post-processes nothing else, so
-//! neither does the plan (no left-right check, median or small-region removal).
+//! neither does the plan (no left-right check, median or small-region removal). Every step is
+//! matched in tiles of `SzDalleMax` px with `SzRecouvrtDalles` px of overlap, as MicMac does.
 //!
 //! Disparities: MicMac's Px1 is `x_right − x_left`, the engine's `d` is `x_left − x_right`;
 //! `Px1IncCalc` (± range) is symmetric, so the range is `−inc ..= inc` either way.
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Fill, MatchConfig, Regularizer, Step};
 use crate::pyramid::Propagation;
 use crate::sgm::lines::{LineParams, MaskLabel};
+use crate::tiles::TileParams;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -138,6 +140,7 @@ impl MicmacPlan {
             min_region_px: 0,
             fill: Fill::None,
             keep_steps: true,
+            tiles: Some(TileParams { size_px: config.tiles.max_px.max(16), overlap_px: config.tiles.overlap_px }),
         };
         Ok(MicmacPlan { config, backends, numbers, dezooms, correl_images, dequant })
     }

@@ -131,5 +131,6 @@ pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::M
         min_region_px: 50,
         fill: Fill::None,
         keep_steps: false,
+        tiles: None,
     }
 }

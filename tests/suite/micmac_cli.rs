@@ -75,7 +75,7 @@ fn the_authors_file_runs_unmodified_and_equals_the_equivalent_command_line() {
         .args(["--levels", "5", "--similarity", "ncc", "--window", "7", "--model", "MODEL_AERIAL_MSNET_DECISION", "--head", "mlp"])
         .args(["--learned-levels", "3", "--regularizer", "micmac", "--nb-dir", "7", "--zreg", "0.02", "--max-slope", "3"])
         .args(["--def-cor", "0.4", "--cost-trans", "1", "--dilate-alti", "7", "--dilate-plani", "3"])
-        .args(["--lr-check", "-1", "--no-median", "--min-region", "0"])
+        .args(["--lr-check", "-1", "--no-median", "--min-region", "0", "--tile", "612", "--tile-overlap", "20"])
         .output()
         .unwrap();
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));

@@ -10,3 +10,4 @@ mod ort;
 mod pipeline;
 mod sgm;
 mod synth;
+mod tiles;
