@@ -3,7 +3,7 @@
 use super::args::{MatchArgs, Regularizer, SimilarityKind};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use deepsim::io::{read_image, read_mask, write_preview_png, write_tiff_f32, OutputSet, Raster, ReadOptions};
+use deepsim::io::{read_geotags, read_image, read_mask, write_preview_png, write_tiff_f32_geo, OutputSet, Raster, ReadOptions};
 use deepsim::pipeline::{self, auto_levels, pyramid_steps, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
@@ -74,8 +74,10 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     let output = result?;
 
     let mut outputs = OutputSet::new();
-    outputs.write(&out.join(DISPARITY_FILE), |p| write_tiff_f32(p, &output.disparity))?;
-    outputs.write(&out.join(CONFIDENCE_FILE), |p| write_tiff_f32(p, &output.confidence))?;
+    // The left image's georeferencing (GeoTIFF) goes onto the maps on its grid.
+    let geo = read_geotags(left_path)?;
+    outputs.write(&out.join(DISPARITY_FILE), |p| write_tiff_f32_geo(p, &output.disparity, geo.as_ref()))?;
+    outputs.write(&out.join(CONFIDENCE_FILE), |p| write_tiff_f32_geo(p, &output.confidence, geo.as_ref()))?;
     outputs.write(&out.join(PREVIEW_FILE), |p| write_preview_png(p, &output.disparity))?;
     outputs.commit()?;
 
@@ -87,6 +89,7 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
         "convention": "left pixel (x, y) matches right pixel (x - d, y)",
         "inputs": {
             "left": describe(left_path, &left),
+            "georeferenced": geo.is_some(),
             "right": describe(right_path, &right),
             "left_mask": args.left_mask,
             "right_mask": args.right_mask,

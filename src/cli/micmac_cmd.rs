@@ -9,7 +9,7 @@ use super::match_cmd::{build_pair, density, describe, prepare_output_dir, write_
 use super::match_cmd::{CONFIDENCE_FILE, DISPARITY_FILE, PREVIEW_FILE, REPORT_FILE};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use deepsim::io::{read_image, write_preview_png, write_tiff_f32, write_tiff_u8, OutputSet, ReadOptions};
+use deepsim::io::{read_geotags, read_image, write_preview_png, write_tiff_f32_geo, write_tiff_u8_geo, GeoTags, OutputSet, ReadOptions};
 use deepsim::micmac::{resolve_model, BackendSpec, MaskRule, MicmacFile, MicmacPlan};
 use deepsim::model::ModelBundle;
 use deepsim::pipeline;
@@ -80,9 +80,11 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     bar.finish();
     let output = result?;
 
-    let mut files = Files { dir: &dir_mec, outputs: OutputSet::new(), written: Vec::new() };
+    let geo = read_geotags(&im1)?;
+    let mut files = Files { dir: &dir_mec, outputs: OutputSet::new(), written: Vec::new(), geo: None };
     for (i, step) in output.steps.iter().enumerate() {
         let (number, dezoom) = (plan.numbers[i], plan.dezooms[i]);
+        files.geo = geo.as_ref().map(|g| g.scaled(dezoom));
         let px1 = step.disparity.mapv(|d| -(d as f32));
         files.f32(format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &px1)?;
         files.f32(format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &Array2::zeros(px1.dim()))?;
@@ -94,6 +96,7 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
             files.u8(format!("AutoMask_LeChantier_Num_{number}.tif"), &masked.mapv(|m| u8::from(!m)))?;
         }
     }
+    files.geo = geo.clone();
     if let Some(number) = plan.dequant {
         let px1 = output.disparity.mapv(|d| -d);
         files.f32(format!("Px1_Num{number}_DeZoom1_LeChantier.tif"), &px1)?;
@@ -189,17 +192,19 @@ struct Files<'a> {
     dir: &'a Path,
     outputs: OutputSet,
     written: Vec<String>,
+    /// Georeferencing of the images being written (the left input's, scaled to their zoom).
+    geo: Option<GeoTags>,
 }
 
 impl Files<'_> {
     fn f32(&mut self, name: String, values: &Array2<f32>) -> anyhow::Result<()> {
-        self.outputs.write(&self.dir.join(&name), |p| write_tiff_f32(p, values))?;
+        self.outputs.write(&self.dir.join(&name), |p| write_tiff_f32_geo(p, values, self.geo.as_ref()))?;
         self.written.push(name);
         Ok(())
     }
 
     fn u8(&mut self, name: String, values: &Array2<u8>) -> anyhow::Result<()> {
-        self.outputs.write(&self.dir.join(&name), |p| write_tiff_u8(p, values))?;
+        self.outputs.write(&self.dir.join(&name), |p| write_tiff_u8_geo(p, values, self.geo.as_ref()))?;
         self.written.push(name);
         Ok(())
     }

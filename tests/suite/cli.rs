@@ -112,3 +112,51 @@ fn check_model_accepts_a_good_bundle_and_names_the_problems_of_a_bad_one() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an ONNX model"));
 }
+
+#[test]
+fn georeferencing_of_the_left_image_is_kept_on_the_maps() {
+    use deepsim::io::read_geotags;
+    use tiff::encoder::{colortype::Gray8, TiffEncoder};
+    use tiff::tags::Tag;
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(8, 160, 96);
+    let write = |path: &Path, values: &ndarray::Array2<f32>, geo: bool| {
+        let mut enc = TiffEncoder::new(std::fs::File::create(path).unwrap()).unwrap();
+        let mut image = enc.new_image::<Gray8>(160, 96).unwrap();
+        if geo {
+            image.encoder().write_tag(Tag::Unknown(33550), &[0.5f64, 0.5, 0.0][..]).unwrap();
+            image.encoder().write_tag(Tag::Unknown(33922), &[0.0f64, 0.0, 0.0, 651000.0, 6862000.0, 0.0][..]).unwrap();
+            image.encoder().write_tag(Tag::Unknown(34735), &[1u16, 1, 0, 1, 3072, 0, 1, 2154][..]).unwrap();
+        }
+        let data: Vec<u8> = values.iter().map(|v| (v * 255.0).round() as u8).collect();
+        image.write_data(&data).unwrap();
+    };
+    write(&dir.path().join("l.tif"), &scene.pair.left, true);
+    write(&dir.path().join("r.tif"), &scene.pair.right, false);
+    let out = dir.path().join("out");
+    let status = deepsim()
+        .args(["-q", "match", "--disp-min", "0", "--disp-max", "31", "--left"])
+        .arg(dir.path().join("l.tif"))
+        .arg("--right")
+        .arg(dir.path().join("r.tif"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let input = read_geotags(&dir.path().join("l.tif")).unwrap().expect("the input is georeferenced");
+    for f in ["disparity.tif", "confidence.tif"] {
+        assert_eq!(read_geotags(&out.join(f)).unwrap().as_ref(), Some(&input), "{f}");
+    }
+    // On a grid 4 times coarser: pixels 4 times larger, the tie point's raster position / 4.
+    let coarse = input.scaled(4);
+    let direct = {
+        let path = dir.path().join("coarse.tif");
+        deepsim::io::write_tiff_f32_geo(&path, &ndarray::Array2::zeros((24, 40)), Some(&coarse)).unwrap();
+        read_geotags(&path).unwrap().unwrap()
+    };
+    assert_eq!(direct, coarse);
+    assert_eq!(coarse.doubles(33550), Some(&[2.0, 2.0, 0.0][..]));
+    assert_eq!(coarse.doubles(33922), Some(&[0.0, 0.0, 0.0, 651000.0, 6862000.0, 0.0][..]));
+    assert!(read_geotags(&dir.path().join("r.tif")).unwrap().is_none());
+}
