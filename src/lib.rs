@@ -22,6 +22,7 @@
 pub mod cost;
 pub mod disparity;
 pub mod error;
+pub mod engine_xml;
 pub mod eval;
 pub mod io;
 pub mod micmac;

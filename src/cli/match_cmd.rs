@@ -10,7 +10,11 @@ use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
-use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
+use deepsim::similarity::{Census, Head, Learned, Ncc, Similarity, Tiling};
+use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
+use deepsim::runtime::Runtime;
+use super::args::RuntimeKind;
+use std::path::PathBuf;
 use serde_json::json;
 use std::path::Path;
 
@@ -20,52 +24,158 @@ pub const CONFIDENCE_FILE: &str = "confidence.tif";
 pub const PREVIEW_FILE: &str = "disparity.png";
 pub const REPORT_FILE: &str = "run.json";
 
+/// A run to execute: inputs, outputs, configuration and backends, from the command line or a
+/// `<DeepsimMatch>` file.
+struct Job<'a> {
+    left: PathBuf,
+    right: PathBuf,
+    left_mask: Option<PathBuf>,
+    right_mask: Option<PathBuf>,
+    nodata: Option<f32>,
+    out: PathBuf,
+    /// The configuration, given the pair (command-line defaults depend on the image size).
+    config: Box<dyn FnOnce(&Pair) -> anyhow::Result<MatchConfig> + 'a>,
+    backends: Vec<Box<dyn Similarity>>,
+    /// The models used, for the report.
+    models: Vec<serde_json::Value>,
+}
+
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(file) = &args.config {
-        return super::micmac_cmd::run(file, &args, quiet);
+        return match root_element(file)?.as_str() {
+            ENGINE_ROOT => {
+                if !args.overrides.is_empty() || args.left.is_some() || args.right.is_some() || args.out.is_some() {
+                    bail!("{}: a <{ENGINE_ROOT}> file holds the whole run; edit it instead of adding --left/--right/--out or +Name=value", file.display());
+                }
+                execute(job_from_file(file, &args, quiet)?, quiet)
+            }
+            "ParamMICMAC" => super::micmac_cmd::run(file, &args, quiet),
+            other => bail!("{}: root element <{other}>: expected <ParamMICMAC> (a MicMac file) or <{ENGINE_ROOT}> (docs/engine-xml.md)", file.display()),
+        };
     }
     if !args.overrides.is_empty() {
         bail!("'{}': +Name=value overrides go with a MicMac parameter file (deepsim match CONFIG.xml +Im1=…)", args.overrides[0]);
     }
-    let (Some(left_path), Some(right_path), Some(out)) = (&args.left, &args.right, &args.out) else {
-        bail!("give --left, --right and --out (or a MicMac parameter file)");
+    execute(job_from_args(&args, quiet)?, quiet)
+}
+
+/// The root element's name of an XML file.
+fn root_element(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(deepsim::micmac::parse_xml(&text, path)?.name)
+}
+
+fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
+    let (Some(left), Some(right), Some(out)) = (&args.left, &args.right, &args.out) else {
+        bail!("give --left, --right and --out (or a configuration file)");
     };
-    let options = ReadOptions { nodata: args.nodata };
-    let left = read_image(left_path, &options)?;
-    let right = read_image(right_path, &options)?;
-    let pair = build_pair(&left, &right, args.left_mask.as_deref(), args.right_mask.as_deref())?;
-    let similarity = build_similarity(args.similarity, &args.window)?;
-    let learned = match &args.model {
+    let mut backends = vec![build_similarity(args.similarity, &args.window)?];
+    let mut models = Vec::new();
+    match &args.model {
         Some(dir) => {
-            let bundle = ModelBundle::open(dir)?;
-            let runtime = super::runtime::build(
-                args.runtime,
-                super::runtime::DeviceArgs {
-                    device: args.device,
-                    device_id: args.device_id,
-                    trt_cache: args.trt_cache.clone(),
-                    trt_fp16: args.trt_fp16,
-                },
-            )?;
-            if !quiet {
-                eprintln!("deepsim: model {} on {}", dir.display(), runtime.name());
-            }
+            let device = super::runtime::DeviceArgs {
+                device: args.device,
+                device_id: args.device_id,
+                trt_cache: args.trt_cache.clone(),
+                trt_fp16: args.trt_fp16,
+            };
+            let runtime = super::runtime::build(args.runtime, device)?;
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-            Some((Learned::new(&bundle, runtime.as_ref(), args.head, tiling)?, bundle, runtime.name()))
+            let (learned, report) = build_learned(dir, args.head, runtime.as_ref(), tiling, quiet)?;
+            backends.push(learned);
+            models.push(json!({ "model": report, "learned_levels": args.learned_levels }));
         }
         None => {
             if args.head.is_some() {
                 bail!("--head needs --model (a bundle folder with features.onnx [+ mlp.onnx])");
             }
-            None
         }
-    };
-    let mut backends: Vec<&dyn Similarity> = vec![similarity.as_ref()];
-    if let Some((model, _, _)) = &learned {
-        backends.push(model);
     }
-    let config = resolve(&args, &pair, learned.is_some())?;
+    let learned = backends.len() > 1;
+    Ok(Job {
+        left: left.clone(),
+        right: right.clone(),
+        left_mask: args.left_mask.clone(),
+        right_mask: args.right_mask.clone(),
+        nodata: args.nodata,
+        out: out.clone(),
+        config: Box::new(move |pair| resolve(args, pair, learned)),
+        backends,
+        models,
+    })
+}
+
+fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'a>> {
+    let file = EngineFile::load(path)?;
+    let rt = &file.runtime;
+    let runtime_kind = match rt.engine {
+        RuntimeChoice::Tract => RuntimeKind::Tract,
+        RuntimeChoice::Ort => RuntimeKind::Ort,
+    };
+    let mut runtime = None;
+    let mut backends: Vec<Box<dyn Similarity>> = Vec::new();
+    let mut models = Vec::new();
+    for choice in &file.backends {
+        backends.push(match choice {
+            BackendChoice::Census { width, height } => Box::new(Census::new(*width, *height)?),
+            BackendChoice::Ncc { window } => Box::new(Ncc::new(*window)?),
+            BackendChoice::Model { dir, head } => {
+                if runtime.is_none() {
+                    let device = super::runtime::DeviceArgs {
+                        device: rt.device,
+                        device_id: rt.device_id,
+                        trt_cache: rt.trt_cache.clone(),
+                        trt_fp16: rt.trt_fp16,
+                    };
+                    runtime = Some(super::runtime::build(runtime_kind, device)?);
+                }
+                let runtime = runtime.as_ref().expect("built just above");
+                let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, quiet)?;
+                models.push(json!({ "model": report }));
+                learned
+            }
+        });
+    }
+    Ok(Job {
+        left: file.left,
+        right: file.right,
+        left_mask: file.left_mask,
+        right_mask: file.right_mask,
+        nodata: file.nodata,
+        out: file.out,
+        config: Box::new(move |_| Ok(file.config)),
+        backends,
+        models,
+    })
+}
+
+/// A learned backend from a bundle folder, and its description for the report.
+fn build_learned(
+    dir: &Path,
+    head: Option<Head>,
+    runtime: &dyn Runtime,
+    tiling: Tiling,
+    quiet: bool,
+) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
+    let bundle = ModelBundle::open(dir)?;
+    if !quiet {
+        eprintln!("deepsim: model {} on {}", dir.display(), runtime.name());
+    }
+    let learned = Learned::new(&bundle, runtime, head, tiling)?;
+    Ok((Box::new(learned), json!({ "bundle": bundle, "runtime": runtime.name() })))
+}
+
+fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
+    let options = ReadOptions { nodata: job.nodata };
+    let left = read_image(&job.left, &options)?;
+    let right = read_image(&job.right, &options)?;
+    let pair = build_pair(&left, &right, job.left_mask.as_deref(), job.right_mask.as_deref())?;
+    let config = (job.config)(&pair)?;
+    let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
     config.validate(&pair, backends.len())?;
+    let out = job.out.as_path();
+    let (left_path, right_path) = (job.left.as_path(), job.right.as_path());
 
     prepare_output_dir(out)?;
     let bar = Bar::new(config.steps.len(), quiet);
@@ -91,12 +201,12 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
             "left": describe(left_path, &left),
             "georeferenced": geo.is_some(),
             "right": describe(right_path, &right),
-            "left_mask": args.left_mask,
-            "right_mask": args.right_mask,
-            "nodata": args.nodata,
+            "left_mask": job.left_mask,
+            "right_mask": job.right_mask,
+            "nodata": job.nodata,
         },
         "similarity": output.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
-        "model": learned.as_ref().map(|(_, bundle, runtime)| json!({ "bundle": bundle, "runtime": runtime, "learned_levels": args.learned_levels })),
+        "models": job.models,
         "parameters": config,
         "threads": rayon::current_num_threads(),
         "steps": output.reports,
@@ -195,8 +305,8 @@ pub fn build_pair(left: &Raster, right: &Raster, left_mask: Option<&Path>, right
     })
 }
 
-/// Turns the raw arguments into a complete configuration (defaults resolved). Backend 0 is
-/// the classical similarity, backend 1 the learned one when there is a model.
+/// Turns the raw arguments into a complete configuration (defaults resolved) for `pair`.
+/// Backend 0 is the classical similarity, backend 1 the learned one when there is a model.
 fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<MatchConfig> {
     let (h, w) = pair.left.dim();
     let (disp_min, disp_max) = match (args.disp_min, args.disp_max) {

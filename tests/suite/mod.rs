@@ -1,4 +1,5 @@
 mod cli;
+mod engine_xml;
 mod eval;
 mod io;
 mod learned;
