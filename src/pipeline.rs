@@ -336,13 +336,15 @@ pub fn run(
     let levels = config.levels();
     progress.stage(levels - 1, "pyramid");
     let t = Instant::now();
-    let mut pyramid = vec![pair.clone()];
+    // Level 0 is `pair` itself (never copied: it is the largest); reduced[k] is level k + 1.
+    let mut reduced: Vec<Pair> = Vec::new();
     for _ in 1..levels {
-        let last = pyramid.last().expect("non-empty");
+        let last = reduced.last().unwrap_or(pair);
         let (left, left_valid) = reduce(&last.left, &last.left_valid);
         let (right, right_valid) = reduce(&last.right, &last.right_valid);
-        pyramid.push(Pair { left, right, left_valid, right_valid });
+        reduced.push(Pair { left, right, left_valid, right_valid });
     }
+    let pyramid = |level: u32| if level == 0 { pair } else { &reduced[level as usize - 1] };
     times.pyramid = t.elapsed().as_secs_f64();
 
     let mut reports = Vec::new();
@@ -352,7 +354,7 @@ pub fn run(
     let last_step = config.steps.len() - 1;
     for (index, step) in config.steps.iter().enumerate() {
         let level = step.level;
-        let images = &pyramid[level as usize];
+        let images = pyramid(level);
         let (h, w) = images.left.dim();
         let range = level_range(config.disp_min, config.disp_max, level);
         let search = match &previous {

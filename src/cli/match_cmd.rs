@@ -171,11 +171,20 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     let left = read_image(&job.left, &options)?;
     let right = read_image(&job.right, &options)?;
     let pair = build_pair(&left, &right, job.left_mask.as_deref(), job.right_mask.as_deref())?;
+    let inputs = json!({
+        "left": describe(&job.left, &left),
+        "right": describe(&job.right, &right),
+        "left_mask": job.left_mask,
+        "right_mask": job.right_mask,
+        "nodata": job.nodata,
+    });
+    // The pair holds what matching needs; the decoded files are not kept beside it.
+    drop((left, right));
     let config = (job.config)(&pair)?;
     let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
     config.validate(&pair, backends.len())?;
     let out = job.out.as_path();
-    let (left_path, right_path) = (job.left.as_path(), job.right.as_path());
+    let left_path = job.left.as_path();
 
     prepare_output_dir(out)?;
     let bar = Bar::new(config.steps.len(), quiet);
@@ -197,14 +206,8 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         "deepsim_version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
         "convention": "left pixel (x, y) matches right pixel (x - d, y)",
-        "inputs": {
-            "left": describe(left_path, &left),
-            "georeferenced": geo.is_some(),
-            "right": describe(right_path, &right),
-            "left_mask": job.left_mask,
-            "right_mask": job.right_mask,
-            "nodata": job.nodata,
-        },
+        "inputs": inputs,
+        "georeferenced": geo.is_some(),
         "similarity": output.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
         "models": job.models,
         "parameters": config,
