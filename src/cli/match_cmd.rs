@@ -24,6 +24,9 @@ pub const CONFIDENCE_FILE: &str = "confidence.tif";
 pub const PREVIEW_FILE: &str = "disparity.png";
 pub const REPORT_FILE: &str = "run.json";
 
+/// Builds the configuration once the pair is read (command-line defaults depend on its size).
+type ConfigFor<'a> = Box<dyn FnOnce(&Pair) -> anyhow::Result<MatchConfig> + 'a>;
+
 /// A run to execute: inputs, outputs, configuration and backends, from the command line or a
 /// `<DeepsimMatch>` file.
 struct Job<'a> {
@@ -34,7 +37,7 @@ struct Job<'a> {
     nodata: Option<f32>,
     out: PathBuf,
     /// The configuration, given the pair (command-line defaults depend on the image size).
-    config: Box<dyn FnOnce(&Pair) -> anyhow::Result<MatchConfig> + 'a>,
+    config: ConfigFor<'a>,
     backends: Vec<Box<dyn Similarity>>,
     /// The models used, for the report.
     models: Vec<serde_json::Value>,

@@ -73,13 +73,13 @@ impl LineParams {
                 self.max_slope
             )));
         }
-        if let Some(mask) = self.mask {
-            if !in_range(mask.cost) || !in_range(mask.transition) {
-                return Err(Error::invalid_parameter(format!(
-                    "mask label cost {} / transition {} (1 − ValDefCorrel, CostTrans): must be between 0 and 16",
-                    mask.cost, mask.transition
-                )));
-            }
+        if let Some(mask) = self.mask
+            && (!in_range(mask.cost) || !in_range(mask.transition))
+        {
+            return Err(Error::invalid_parameter(format!(
+                "mask label cost {} / transition {} (1 − ValDefCorrel, CostTrans): must be between 0 and 16",
+                mask.cost, mask.transition
+            )));
         }
         Ok(())
     }
