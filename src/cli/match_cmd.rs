@@ -8,6 +8,7 @@ use deepsim::pipeline::{self, auto_levels, MatchConfig, Pair};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
+use deepsim::plugin::PluginSimilarity;
 use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
 use serde_json::json;
 use std::path::Path;
@@ -25,7 +26,20 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
     let pair = build_pair(&left, &right, args.left_mask.as_deref(), args.right_mask.as_deref())?;
     let config = resolve(&args, &pair)?;
     config.validate(&pair)?;
-    let similarity = build_similarity(args.similarity, &args.window)?;
+    // --plugin replaces --similarity (clap refuses both together).
+    let (similarity, plugin_report): (Box<dyn Similarity>, _) = match &args.plugin {
+        Some(path) => {
+            let options = args.plugin_options.as_deref().unwrap_or("");
+            let plugin = PluginSimilarity::new(path, options)?;
+            let lib = plugin.library();
+            if !quiet {
+                eprintln!("deepsim: plugin {} from {} (ABI {})", lib.name(), lib.path().display(), lib.abi_version());
+            }
+            let report = json!({ "path": path, "name": lib.name(), "abi_version": lib.abi_version(), "options": options });
+            (Box::new(plugin), Some(report))
+        }
+        None => (build_similarity(args.similarity, &args.window)?, None),
+    };
     let learned = match &args.model {
         Some(dir) => {
             let bundle = ModelBundle::open(dir)?;
@@ -91,6 +105,7 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
             "nodata": args.nodata,
         },
         "similarity": output.levels.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
+        "plugin": plugin_report,
         "model": learned.as_ref().map(|(_, bundle, runtime)| json!({ "bundle": bundle, "runtime": runtime, "learned_levels": args.learned_levels })),
         "parameters": config,
         "threads": rayon::current_num_threads(),

@@ -9,5 +9,5 @@
 mod config;
 mod xml;
 
-pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, Step, Tiles};
+pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, PluginCost, Step, Tiles};
 pub use xml::{parse as parse_xml, Element};

@@ -6,5 +6,6 @@ mod micmac_xml;
 #[cfg(feature = "ort")]
 mod ort;
 mod pipeline;
+mod plugin;
 mod sgm;
 mod synth;
