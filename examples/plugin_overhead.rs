@@ -67,6 +67,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (tb - ta) * 1e6
         );
     }
+    // The ABI alone: a plugin whose compute only writes zeros (the panic fixture with at=never).
+    let fixture = path.with_file_name(format!("{}deepsim_fixture_panic{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    if let Ok(noop) = PluginSimilarity::new(&fixture, "at=never") {
+        let (left, right) = (texture(16, 8, 1), texture(16, 8, 2));
+        let valid = Array2::from_elem((8, 16), true);
+        let pair = LevelPair { left: &left, right: &right, left_valid: &valid, right_valid: &valid };
+        let intervals = Intervals::uniform(16, 8, 0, 0)?;
+        let mut out = vec![0u16; 16];
+        let prepared = noop.prepare(pair)?;
+        let t = per_call(15, 20_000, || prepared.fill_rows(3..4, &intervals, &mut out).unwrap());
+        println!("| one call to a plugin that only writes zeros, 1 row × 16 px × 1 candidate | – | {:.2} µs | the whole per-call cost of the ABI |", t * 1e6);
+    } else {
+        println!("(build deepsim-fixture-panic for the no-op row: cargo build --release -p deepsim-fixture-panic)");
+    }
     // A whole volume, as the pipeline fills it (blocks of rows; here on one thread).
     let (w, h, d) = (512, 256, 64);
     let (left, right) = (texture(w, h, 1), texture(w, h, 2));

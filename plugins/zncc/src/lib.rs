@@ -74,23 +74,26 @@ impl WindowStats {
         }
         WindowStats { width: w, height: h, padded, padded_width: pw, mean, inv_norm }
     }
-
-    /// Row `y` of the padded image, from padded column `x`, `k` values.
-    fn window_row(&self, y: usize, x: usize, k: usize) -> &[f32] {
-        &self.padded[y * self.padded_width + x..y * self.padded_width + x + k]
-    }
 }
 
 impl Zncc {
     /// The NCC cost of the windows centred on left `(xl, y)` and right `(xr, y)`.
     fn cost(&self, pair: &Prepared, y: usize, xl: usize, xr: usize) -> u16 {
+        let left = (pair.left.mean[y * pair.left.width + xl], pair.left.inv_norm[y * pair.left.width + xl]);
+        self.cost_with(pair, left, y, xl, xr)
+    }
+
+    /// As [`Zncc::cost`], given the left window's mean and 1/(n·σ) — the built-in's arithmetic,
+    /// in the same order, so that both give the same costs to the bit.
+    #[inline(always)]
+    fn cost_with(&self, pair: &Prepared, (ml, il): (f32, f32), y: usize, xl: usize, xr: usize) -> u16 {
         let k = 2 * self.radius + 1;
         let n = (k * k) as f32;
-        let (ml, il) = (pair.left.mean[y * pair.left.width + xl], pair.left.inv_norm[y * pair.left.width + xl]);
+        let (lw, rw) = (pair.left.padded_width, pair.right.padded_width);
+        let (lwin, rwin) = (&pair.left.padded[y * lw + xl..], &pair.right.padded[y * rw + xr..]);
         let mut dot = 0.0f32;
         for j in 0..k {
-            let lrow = pair.left.window_row(y + j, xl, k);
-            let rrow = pair.right.window_row(y + j, xr, k);
+            let (lrow, rrow) = (&lwin[j * lw..j * lw + k], &rwin[j * rw..j * rw + k]);
             dot += lrow.iter().zip(rrow).map(|(a, b)| a * b).sum::<f32>();
         }
         let (mr, ir) = (pair.right.mean[y * pair.right.width + xr], pair.right.inv_norm[y * pair.right.width + xr]);
@@ -126,7 +129,7 @@ impl Plugin for Zncc {
             match key.trim() {
                 "window" => {
                     window = value.trim().parse().map_err(|_| format!("zncc option window='{value}': expected an odd integer, e.g. window=7"))?;
-                    if window % 2 == 0 || !(3..=31).contains(&window) {
+                    if window.is_multiple_of(2) || !(3..=31).contains(&window) {
                         return Err(format!("zncc option window={window}: must be odd, between 3 and 31 (e.g. 5, 7, 9)"));
                     }
                 }
@@ -165,15 +168,19 @@ impl Plugin for Zncc {
         }
         let wr = pair.right.width as i64;
         for px in block.pixels() {
+            let first_xr = px.x as i64 - px.d_min as i64;
+            if self.adaptive {
+                for (i, c) in px.costs.iter_mut().enumerate() {
+                    let xr = first_xr - i as i64;
+                    *c = if (0..wr).contains(&xr) { self.adaptive_cost(pair, px.y, px.x, xr as usize) } else { DS_COST_ONE };
+                }
+                continue;
+            }
+            let w = pair.left.width;
+            let left = (pair.left.mean[px.y * w + px.x], pair.left.inv_norm[px.y * w + px.x]);
             for (i, c) in px.costs.iter_mut().enumerate() {
-                let xr = px.x as i64 - px.d_min as i64 - i as i64;
-                *c = if !(0..wr).contains(&xr) {
-                    DS_COST_ONE
-                } else if self.adaptive {
-                    self.adaptive_cost(pair, px.y, px.x, xr as usize)
-                } else {
-                    self.cost(pair, px.y, px.x, xr as usize)
-                };
+                let xr = first_xr - i as i64;
+                *c = if (0..wr).contains(&xr) { self.cost_with(pair, left, px.y, px.x, xr as usize) } else { DS_COST_ONE };
             }
         }
         Ok(())
