@@ -10,7 +10,7 @@ use std::ffi::{c_void, CString};
 use std::ops::Range;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// A similarity measure computed by a run-time plugin.
@@ -21,6 +21,8 @@ pub struct PluginSimilarity {
     idle: Mutex<Vec<Instance>>,
     /// Incremented by each `prepare`: an instance prepared for an older value is prepared again.
     generation: AtomicU64,
+    /// Instances created so far (including any discarded after a panic).
+    created: AtomicUsize,
 }
 
 impl std::fmt::Debug for PluginSimilarity {
@@ -67,7 +69,7 @@ impl PluginSimilarity {
         let options = CString::new(options).map_err(|_| {
             Error::invalid_parameter(format!("plugin options for {}: contain a NUL character", path.display()))
         })?;
-        let similarity = PluginSimilarity { library, options, idle: Mutex::new(Vec::new()), generation: AtomicU64::new(0) };
+        let similarity = PluginSimilarity { library, options, idle: Mutex::new(Vec::new()), generation: AtomicU64::new(0), created: AtomicUsize::new(0) };
         let first = similarity.create()?;
         similarity.give_back(first);
         Ok(similarity)
@@ -83,6 +85,12 @@ impl PluginSimilarity {
         self.options.to_str().unwrap_or_default()
     }
 
+    /// How many instances have been created so far: at most one per worker thread (and the
+    /// first one, made on the calling thread), plus one for each instance discarded after a panic.
+    pub fn instances_created(&self) -> usize {
+        self.created.load(Ordering::Relaxed)
+    }
+
     fn create(&self) -> Result<Instance> {
         let mut handle = std::ptr::null_mut();
         // SAFETY: `options` is a NUL-terminated string alive for the call; `handle` is writable.
@@ -94,6 +102,7 @@ impl PluginSimilarity {
         let handle = NonNull::new(handle).ok_or_else(|| {
             call_error(self.library, "create", DS_INVALID_ARGUMENT, "returned DS_OK without an instance".into(), ErrorKind::Plugin)
         })?;
+        self.created.fetch_add(1, Ordering::Relaxed);
         Ok(Instance { handle, library: self.library, prepared: 0 })
     }
 

@@ -50,22 +50,29 @@ fn library(name: &str) -> PathBuf {
 
 /// Compiles `plugins/deepsim-plugin-api/c/absdiff.c` with extra flags into a kept temporary folder.
 fn compile_c(defines: &[&str], name: &str) -> PathBuf {
+    compile("CC", "cc", &["-std=c11"], defines, "absdiff.c", name)
+}
+
+/// Compiles `plugins/deepsim-plugin-api/c/{source}` with `$env_var` (default `default`) into
+/// `lib{name}` in a kept temporary folder. No compiler is a failure, not a skip.
+fn compile(env_var: &str, default: &str, std: &[&str], defines: &[&str], source: &str, name: &str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
     let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/deepsim-plugin-api");
     let out = dir.path().join(format!("lib{name}{}", std::env::consts::DLL_SUFFIX));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-O2", "-I"])
+    let compiler = std::env::var(env_var).unwrap_or_else(|_| default.into());
+    let status = Command::new(&compiler)
+        .args(std)
+        .args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-O2", "-I"])
         .arg(api.join("include"))
         .args(defines)
-        .arg(api.join("c/absdiff.c"))
+        .arg(api.join("c").join(source))
         .arg("-o")
         .arg(&out)
         .arg("-lm")
         .status()
-        .unwrap_or_else(|e| panic!("no C compiler '{cc}' ({e}): the C plugin test needs one (install gcc or set CC)"));
-    assert!(status.success(), "{cc} failed on absdiff.c");
+        .unwrap_or_else(|e| panic!("no compiler '{compiler}' ({e}) for {source}: install gcc/g++ or set {env_var}"));
+    assert!(status.success(), "{compiler} failed on {source}");
     out
 }
 
@@ -107,6 +114,9 @@ fn zncc_plugin_gives_the_builtin_ncc_costs_and_disparities_exactly() {
             assert!(same_disparity(&a.disparity, &b.disparity), "window {window}, {levels} level(s): disparities differ");
             assert!(b.levels.iter().all(|l| l.similarity == format!("plugin zncc (window={window})")), "{:?}", b.levels);
         }
+        // One instance per worker at most (the first one is made when the plugin is selected).
+        let created = plugin.instances_created();
+        assert!((1..=rayon::current_num_threads().max(1)).contains(&created), "{created} instances");
     }
 }
 
@@ -256,6 +266,20 @@ fn a_plugin_compiled_from_c_against_the_header_loads_and_matches_its_reference()
     run(&pair, &config(0, 8, 1), &|_| &plugin as &dyn Similarity, &NoProgress).unwrap();
     let msg = PluginSimilarity::new(&path, "scale=x").unwrap_err().to_string();
     assert!(msg.contains("create failed: absdiff: options 'scale=x': expected scale=S with S > 0"), "{msg}");
+}
+
+#[test]
+fn a_plugin_compiled_from_cxx_loads_runs_and_turns_exceptions_into_errors() {
+    let path = compile("CXX", "c++", &["-std=c++17"], &[], "ramp.cpp", "ramp");
+    let plugin = PluginSimilarity::new(&path, "").unwrap();
+    assert_eq!(plugin.library().name(), "ramp-cxx");
+    let pair = small_pair(5, 40, 40, 20);
+    let intervals = Intervals::uniform(40, 20, -2, 5).unwrap();
+    let costs = fill_volume(plugin.prepare(level(&pair)).unwrap().as_ref(), &intervals).unwrap();
+    let ramp: Vec<u16> = (0..40 * 20).flat_map(|_| 0..8).collect();
+    assert_eq!(costs, ramp);
+    let msg = PluginSimilarity::new(&path, "throw").unwrap_err().to_string();
+    assert!(msg.contains("create panicked: ramp: create throws, as asked"), "{msg}");
 }
 
 #[test]
