@@ -39,6 +39,13 @@ pub enum BackendChoice {
         /// Window side.
         window: usize,
     },
+    /// A run-time plugin (docs/plugins.md).
+    Plugin {
+        /// The shared library.
+        path: PathBuf,
+        /// The options string handed to the plugin.
+        options: String,
+    },
     /// A learned model bundle.
     Model {
         /// Bundle folder.
@@ -254,15 +261,15 @@ fn read_runtime(r: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf) -> Result<RuntimeSp
 }
 
 fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<BackendChoice>) -> Result<Step> {
-    s.only(&["Zoom", "Census", "Ncc", "Model", "Sgm", "MicMac", "NoRegularizer", "DilateAlti", "DilatePlani"])?;
+    s.only(&["Zoom", "Census", "Ncc", "Model", "Plugin", "Sgm", "MicMac", "NoRegularizer", "DilateAlti", "DilatePlani"])?;
     let zoom_node = s.required("Zoom")?;
     let zoom: u32 = zoom_node.parse("a power of two (1, 2, 4, …)")?;
     if !zoom.is_power_of_two() {
         return Err(zoom_node.error(format!("{zoom}: the zoom (image reduction) must be a power of two: 1, 2, 4, …")));
     }
-    let similarities: Vec<Node<'_>> = ["Census", "Ncc", "Model"].iter().filter_map(|n| s.child(n)).collect();
+    let similarities: Vec<Node<'_>> = ["Census", "Ncc", "Model", "Plugin"].iter().filter_map(|n| s.child(n)).collect();
     if similarities.len() != 1 {
-        return Err(s.error("give exactly one similarity: <Census>, <Ncc> or <Model>".into()));
+        return Err(s.error("give exactly one similarity: <Census>, <Ncc>, <Model> or <Plugin>".into()));
     }
     let sim = &similarities[0];
     let choice = match sim.element.name.as_str() {
@@ -275,6 +282,11 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
         "Ncc" => {
             sim.only(&["Window"])?;
             BackendChoice::Ncc { window: sim.opt("Window", "an odd window side, e.g. 7")?.unwrap_or(7) }
+        }
+        "Plugin" => {
+            sim.only(&["Path", "Options"])?;
+            let options = sim.child("Options").map(|o| o.text().to_string()).unwrap_or_default();
+            BackendChoice::Plugin { path: rel(sim.required("Path")?.text()), options }
         }
         _ => {
             sim.only(&["Dir", "Head"])?;

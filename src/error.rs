@@ -21,6 +21,9 @@ pub enum ErrorKind {
     InvalidParameter,
     /// A similarity backend failed while computing costs.
     Backend,
+    /// A run-time plugin could not be loaded, does not fit this build (ABI version, missing
+    /// symbol or function), or refused its options.
+    Plugin,
 }
 
 /// An error with its kind and a message meant for the user.
@@ -62,6 +65,11 @@ impl Error {
     /// A parameter outside its domain.
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidParameter, message)
+    }
+
+    /// A plugin problem (see [`ErrorKind::Plugin`]).
+    pub fn plugin(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Plugin, message)
     }
 
     /// What kind of error this is.

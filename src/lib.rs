@@ -10,6 +10,7 @@
 //!
 //! - [`io`]: rasters in and out;
 //! - [`similarity`]: the backend traits and the classical measures (census, NCC);
+//! - [`plugin`]: similarity measures loaded at run time from shared libraries (a C ABI);
 //! - [`cost`]: the cost volume with per-pixel disparity intervals;
 //! - [`sgm`]: the semi-global regulariser (classical P1/P2 and MicMac's linear model);
 //! - [`pyramid`]: image reduction and interval propagation between levels;
@@ -28,6 +29,7 @@ pub mod io;
 pub mod micmac;
 pub mod model;
 pub mod pipeline;
+pub mod plugin;
 pub mod pyramid;
 pub mod report;
 pub mod runtime;

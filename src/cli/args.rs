@@ -105,6 +105,13 @@ pub struct MatchArgs {
     /// Matching window: "7x7" (census: width x height, area ≤ 65) or "7" (square).
     #[arg(long, default_value = "7x7")]
     pub window: String,
+    /// Similarity plugin: a shared library built against plugins/deepsim-plugin-api (Rust) or
+    /// include/deepsim_plugin.h (C). Replaces --similarity on every level not served by --model.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["similarity", "window"])]
+    pub plugin: Option<PathBuf>,
+    /// Options string handed to the plugin, which parses it (e.g. "window=7,adaptive=true").
+    #[arg(long, value_name = "STRING", requires = "plugin")]
+    pub plugin_options: Option<String>,
     /// Model bundle folder (features.onnx [+ mlp.onnx]): learned similarity on the finest levels.
     #[arg(long)]
     pub model: Option<PathBuf>,

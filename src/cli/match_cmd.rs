@@ -10,6 +10,7 @@ use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
+use deepsim::plugin::PluginSimilarity;
 use deepsim::similarity::{Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
 use deepsim::runtime::Runtime;
@@ -41,6 +42,8 @@ struct Job<'a> {
     backends: Vec<Box<dyn Similarity>>,
     /// The models used, for the report.
     models: Vec<serde_json::Value>,
+    /// The plugin used, for the report.
+    plugin: Option<serde_json::Value>,
 }
 
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
@@ -72,7 +75,15 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
     let (Some(left), Some(right), Some(out)) = (&args.left, &args.right, &args.out) else {
         bail!("give --left, --right and --out (or a configuration file)");
     };
-    let mut backends = vec![build_similarity(args.similarity, &args.window)?];
+    // --plugin replaces --similarity (clap refuses both together).
+    let (classical, plugin) = match &args.plugin {
+        Some(path) => {
+            let (plugin, report) = build_plugin(path, args.plugin_options.as_deref().unwrap_or(""), quiet)?;
+            (plugin, Some(report))
+        }
+        None => (build_similarity(args.similarity, &args.window)?, None),
+    };
+    let mut backends = vec![classical];
     let mut models = Vec::new();
     match &args.model {
         Some(dir) => {
@@ -105,6 +116,7 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
         config: Box::new(move |pair| resolve(args, pair, learned)),
         backends,
         models,
+        plugin,
     })
 }
 
@@ -118,10 +130,16 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
     let mut runtime = None;
     let mut backends: Vec<Box<dyn Similarity>> = Vec::new();
     let mut models = Vec::new();
+    let mut plugins = Vec::new();
     for choice in &file.backends {
         backends.push(match choice {
             BackendChoice::Census { width, height } => Box::new(Census::new(*width, *height)?),
             BackendChoice::Ncc { window } => Box::new(Ncc::new(*window)?),
+            BackendChoice::Plugin { path, options } => {
+                let (plugin, report) = build_plugin(path, options, quiet)?;
+                plugins.push(report);
+                plugin
+            }
             BackendChoice::Model { dir, head } => {
                 if runtime.is_none() {
                     let device = super::runtime::DeviceArgs {
@@ -150,7 +168,19 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         config: Box::new(move |_| Ok(file.config)),
         backends,
         models,
+        plugin: (!plugins.is_empty()).then(|| json!(plugins)),
     })
+}
+
+/// A plugin backend, and its description for the report.
+fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
+    let plugin = PluginSimilarity::new(path, options)?;
+    let lib = plugin.library();
+    if !quiet {
+        eprintln!("deepsim: plugin {} from {} (ABI {})", lib.name(), lib.path().display(), lib.abi_version());
+    }
+    let report = json!({ "path": path, "name": lib.name(), "abi_version": lib.abi_version(), "options": options });
+    Ok((Box::new(plugin), report))
 }
 
 /// A learned backend from a bundle folder, and its description for the report.
@@ -213,6 +243,7 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         "georeferenced": geo.is_some(),
         "similarity": output.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
         "models": job.models,
+        "plugin": job.plugin,
         "parameters": config,
         "threads": rayon::current_num_threads(),
         "steps": output.reports,

@@ -87,6 +87,16 @@ impl Intervals {
         self.len[y * self.width + x] as usize
     }
 
+    /// The smallest disparity of every pixel, row-major (`width × height` values).
+    pub fn d_mins(&self) -> &[i32] {
+        &self.d_min
+    }
+
+    /// The number of candidates of every pixel, row-major (`width × height` values).
+    pub fn lens(&self) -> &[u32] {
+        &self.len
+    }
+
     /// The entries of pixel `(x, y)` in the cost vector.
     #[inline]
     pub fn entries(&self, x: usize, y: usize) -> Range<usize> {

@@ -34,6 +34,15 @@ pub struct LearnedCost {
     pub arch: String,
 }
 
+/// `EtapeMEC/DeepsimPlugin`: a run-time similarity plugin (a tag of this project, not MicMac's).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PluginCost {
+    /// `Path`: the plugin's shared library, as written (after `${…}` substitution).
+    pub path: String,
+    /// `Options`: the string handed to the plugin (empty when absent).
+    pub options: String,
+}
+
 /// One `EtapeMEC` after inheritance from the first (`DeZoom -1`) step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Step {
@@ -61,6 +70,8 @@ pub struct Step {
     pub mask_auto: Option<MaskAuto>,
     /// `CorrelAdHoc`: a learned similarity for this step (NCC otherwise).
     pub learned: Option<LearnedCost>,
+    /// `DeepsimPlugin`: a plugin similarity for this step (never together with `learned`).
+    pub plugin: Option<PluginCost>,
     /// `GenImagesCorrel`: write the correlation image of the step.
     pub gen_images_correl: bool,
 }
@@ -183,6 +194,9 @@ const KNOWN: &[(&str, Known)] = &[
     ("Section_MEC/EtapeMEC/CorrelAdHoc/TypeCAH/ScoreLearnedMMVII/FileModeleCost", Known::Used),
     ("Section_MEC/EtapeMEC/CorrelAdHoc/TypeCAH/ScoreLearnedMMVII/FileModeleParams", Known::Used),
     ("Section_MEC/EtapeMEC/CorrelAdHoc/TypeCAH/ScoreLearnedMMVII/FileModeleArch", Known::Used),
+    ("Section_MEC/EtapeMEC/DeepsimPlugin", Known::Used),
+    ("Section_MEC/EtapeMEC/DeepsimPlugin/Path", Known::Used),
+    ("Section_MEC/EtapeMEC/DeepsimPlugin/Options", Known::Used),
     ("Section_Results", Known::NoEffect),
     ("Section_Results/GeomMNT", Known::NoEffect),
     ("Section_Results/ZoomMakeTA", Known::NoEffect),
@@ -363,6 +377,7 @@ struct PartialStep {
     pente_max: Option<f64>,
     mask_auto: Option<MaskAuto>,
     learned: Option<LearnedCost>,
+    plugin: Option<PluginCost>,
     gen_images_correl: Option<bool>,
 }
 
@@ -450,6 +465,18 @@ fn read_step(e: &Element, r: &Reader<'_>) -> Result<(i64, PartialStep)> {
         };
         s.learned = Some(LearnedCost { cost: get("FileModeleCost")?, params: get("FileModeleParams")?, arch: get("FileModeleArch")? });
     }
+    if let Some(plugin) = e.child("DeepsimPlugin") {
+        let at = format!("{AT}/DeepsimPlugin");
+        if s.learned.is_some() {
+            return Err(r.error(plugin, &at, "this step also has <CorrelAdHoc>: both choose the step's similarity; keep one".into()));
+        }
+        let path = plugin.child("Path").map(|c| c.text.clone()).unwrap_or_default();
+        if path.is_empty() {
+            return Err(r.error(plugin, &at, "no <Path>: give the plugin's shared library, e.g. <Path>plugins/libmy_measure.so</Path>".into()));
+        }
+        let options = plugin.child("Options").map(|c| c.text.clone()).unwrap_or_default();
+        s.plugin = Some(PluginCost { path, options });
+    }
     Ok((dezoom, s))
 }
 
@@ -505,6 +532,12 @@ fn read_config(root: &Element, path: &Path) -> Result<MicmacConfig> {
         }
         let d = &defaults;
         let missing = |name: &str| r.error(e, "Section_MEC/EtapeMEC", format!("no <{name}> here nor in the first (DeZoom -1) step"));
+        // A step that names its similarity (learned or plugin) overrides both inherited ones.
+        let (learned, plugin) = if s.learned.is_some() || s.plugin.is_some() {
+            (s.learned.clone(), s.plugin.clone())
+        } else {
+            (d.learned.clone(), d.plugin.clone())
+        };
         steps.push(Step {
             line: e.line,
             dezoom: dezoom as u32,
@@ -517,7 +550,8 @@ fn read_config(root: &Element, path: &Path) -> Result<MicmacConfig> {
             nb_dir: s.nb_dir.or(d.nb_dir).unwrap_or(7),
             pente_max: s.pente_max.or(d.pente_max).unwrap_or(3.0),
             mask_auto: s.mask_auto.or(d.mask_auto),
-            learned: s.learned.or(d.learned.clone()),
+            learned,
+            plugin,
             gen_images_correl: s.gen_images_correl.or(d.gen_images_correl).unwrap_or(false),
         });
     }

@@ -10,6 +10,6 @@ mod config;
 mod plan;
 mod xml;
 
-pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, Step, Tiles};
+pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, PluginCost, Step, Tiles};
 pub use plan::{resolve_model, BackendSpec, MicmacPlan};
 pub use xml::{parse as parse_xml, Element};

@@ -31,6 +31,13 @@ pub enum BackendSpec {
         /// Window side, 2·SzW + 1.
         window: usize,
     },
+    /// A run-time plugin (`DeepsimPlugin`, this project's tag).
+    Plugin {
+        /// The shared library, relative to the working directory.
+        path: String,
+        /// The options string handed to the plugin.
+        options: String,
+    },
     /// A learned model (`CorrelAdHoc/ScoreLearnedMMVII`).
     Learned {
         /// `FileModeleParams`: folder and regular expression.
@@ -91,15 +98,16 @@ impl MicmacPlan {
                     ),
                 ));
             }
-            let spec = match &s.learned {
-                Some(l) if l.cost == "MVCNNCorrel" => BackendSpec::Learned { params: l.params.clone(), mlp: l.arch.contains("MLP") },
-                Some(l) => {
+            let spec = match (&s.learned, &s.plugin) {
+                (_, Some(p)) => BackendSpec::Plugin { path: p.path.clone(), options: p.options.clone() },
+                (Some(l), None) if l.cost == "MVCNNCorrel" => BackendSpec::Learned { params: l.params.clone(), mlp: l.arch.contains("MLP") },
+                (Some(l), None) => {
                     return Err(at(
                         s.line,
                         format!("FileModeleCost '{}': the learned similarity is MVCNNCorrel (MMVIICorrel is the NCC of steps without CorrelAdHoc)", l.cost),
                     ));
                 }
-                None => BackendSpec::Ncc { window: 2 * s.szw + 1 },
+                (None, None) => BackendSpec::Ncc { window: 2 * s.szw + 1 },
             };
             let similarity = match backends.iter().position(|b| *b == spec) {
                 Some(k) => k,

@@ -88,3 +88,22 @@ fn every_invalid_file_gives_its_own_error() {
     }
     assert!(count >= 17, "{count} invalid files");
 }
+
+#[test]
+fn a_plugin_step_is_read_inherited_and_overridden() {
+    let file = MicmacFile::load(&repo("xml/plugin_epipolar.xml"), &[("Plugin".into(), "/opt/libm.so".into())]).unwrap();
+    let plugins: Vec<(&str, &str)> = file
+        .config
+        .steps
+        .iter()
+        .map(|s| s.plugin.as_ref().map(|p| (p.path.as_str(), p.options.as_str())).unwrap())
+        .collect();
+    assert_eq!(
+        plugins,
+        vec![("/opt/libm.so", "window=5, adaptive=true"), ("/opt/libm.so", "window=5, adaptive=true"), ("/opt/libm.so", "window=7")]
+    );
+    assert!(file.config.steps.iter().all(|s| s.learned.is_none()));
+    // The authors' file has no plugin.
+    let authors = MicmacFile::load(&shared("xml/EPIP_NORMED_MSNET_W_MICMAC.xml"), &[]).unwrap();
+    assert!(authors.config.steps.iter().all(|s| s.plugin.is_none()));
+}

@@ -9,6 +9,7 @@ mod micmac_xml;
 #[cfg(feature = "ort")]
 mod ort;
 mod pipeline;
+mod plugin;
 mod sgm;
 mod synth;
 mod tiles;
