@@ -3,6 +3,7 @@ mod eval;
 mod io;
 mod learned;
 mod micmac_xml;
+mod mmvii;
 #[cfg(feature = "ort")]
 mod ort;
 mod pipeline;
