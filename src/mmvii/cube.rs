@@ -18,7 +18,8 @@ pub(crate) fn scaled(cost: f32) -> u16 {
     if cost.is_nan() {
         return COST_SCALE;
     }
-    (cost.clamp(0.0, 1.0) * COST_SCALE as f32).round() as u16
+    // `+ 0.5` then truncation is `round` for non-negative values, without a libm call per cost.
+    (cost.clamp(0.0, 1.0) * COST_SCALE as f32 + 0.5) as u16
 }
 
 /// Writes `costs` to `path` as raw native-endian `u16`.

@@ -95,9 +95,30 @@ impl FeatureMap {
     }
 }
 
-/// Dot product with independent partial sums, which the compiler vectorises.
+/// Dot product with independent partial sums, which the compiler vectorises; fully unrolled
+/// for the common embedding sizes.
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    match (a.len(), <&[f32; 64]>::try_from(a), <&[f32; 64]>::try_from(b)) {
+        (64, Ok(a), Ok(b)) => dot_fixed(a, b),
+        _ => dot_any(a, b),
+    }
+}
+
+#[inline]
+fn dot_fixed<const N: usize>(a: &[f32; N], b: &[f32; N]) -> f32 {
+    let mut acc = [0f32; 16];
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a.chunks_exact(16).remainder().iter().zip(b.chunks_exact(16).remainder()).map(|(x, y)| x * y).sum();
+    reduce(acc) + tail
+}
+
+#[inline]
+fn dot_any(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -106,15 +127,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    reduce(acc) + tail
+}
+
+#[inline]
+fn reduce(acc: [f32; 16]) -> f32 {
     let mut s8 = [0f32; 8];
     for i in 0..8 {
         s8[i] = acc[i] + acc[i + 8];
     }
-    (s8[0] + s8[4]) + (s8[1] + s8[5]) + (s8[2] + s8[6]) + (s8[3] + s8[7]) + tail
+    (s8[0] + s8[4]) + (s8[1] + s8[5]) + (s8[2] + s8[6]) + (s8[3] + s8[7])
 }
 
 /// Fills the cube from the two feature maps with the cosine head or the decision network.
@@ -155,13 +178,18 @@ fn left_pixel(geo: &Geometry, left: &FeatureMap, x: usize, y: usize) -> Option<(
 }
 
 fn cosine_row(layers: &Layers, geo: &Geometry, left: &FeatureMap, right: &FeatureMap, y: usize, out: &mut [u16]) {
-    let (h2, w2, _) = right.dims();
+    let (h2, w2, c) = right.dims();
     let ry = geo.right_row(y);
     if ry < 0 || ry >= h2 as i64 {
         return;
     }
     let ry = ry as usize;
     let base = layers.row_entries(y).start;
+    // Whole-pixel steps (StepZ = 1 in practice): one dot product with a row slice per candidate.
+    let whole_step = (geo.step_z.fract() == 0.0).then_some(geo.step_z as i64);
+    let unit_row = &right.unit.as_slice().expect("standard layout")[ry * w2 * c..(ry + 1) * w2 * c];
+    let valid_row = right.valid.row(ry);
+    let valid_row = valid_row.as_slice().expect("standard layout");
     for x in 0..layers.width() {
         let range = layers.entries(x, y);
         if range.is_empty() {
@@ -170,22 +198,35 @@ fn cosine_row(layers: &Layers, geo: &Geometry, left: &FeatureMap, right: &Featur
         let Some((lx, ly)) = left_pixel(geo, left, x, y) else { continue };
         let a = left.unit_at(lx, ly);
         let zmin = layers.zmin(x, y) as i32;
+        let costs = &mut out[range.start - base..range.end - base];
+        if let Some(step) = whole_step {
+            let first = x as i64 + geo.p0.0 - geo.origin2.0 + zmin as i64 * step;
+            for (i, cost) in costs.iter_mut().enumerate() {
+                let xr = first + i as i64 * step;
+                if xr < 0 || xr >= w2 as i64 || !valid_row[xr as usize] {
+                    continue;
+                }
+                let xr = xr as usize;
+                *cost = scaled((1.0 - dot(a, &unit_row[xr * c..(xr + 1) * c])) * 0.5);
+            }
+            continue;
+        }
         // Dot products of `a` with two columns, for the bilinear case (neighbours share them).
         let mut cache = [(usize::MAX, 0f32); 2];
         let mut dot_at = |xr: usize| -> f32 {
             let slot = &mut cache[xr & 1];
             if slot.0 != xr {
-                *slot = (xr, dot(a, right.unit_at(xr, ry)));
+                *slot = (xr, dot(a, &unit_row[xr * c..(xr + 1) * c]));
             }
             slot.1
         };
-        for (i, cost) in out[range.start - base..range.end - base].iter_mut().enumerate() {
+        for (i, cost) in costs.iter_mut().enumerate() {
             let Some(s) = geo.right_sample(x, zmin + i as i32, w2) else { continue };
             if !right.sample_valid(s, ry) {
                 continue;
             }
             let cos = if s.t == 0.0 {
-                dot(a, right.unit_at(s.x0, ry))
+                dot_at(s.x0)
             } else {
                 let (t, u) = (s.t, 1.0 - s.t);
                 let (n0, n1) = (right.norm[(ry, s.x0)], right.norm[(ry, s.x0 + 1)]);
