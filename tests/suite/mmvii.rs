@@ -214,9 +214,13 @@ impl Scene {
         deepsim::io::write_tiff_u8(&dir.path().join("Im2.tif"), &im2).unwrap();
         let scene = Scene { dir, shift, step };
         scene.write_z(post, |x, y| {
-            // Intervals of varying length around the truth, some empty.
+            // Intervals of varying length around the truth, some empty (ZMax = ZMin or ZMax < ZMin).
             let z = (shift(P0.1 + y) / step).round() as i32;
-            if (x + 3 * y) % 37 == 0 { (z, z) } else { (z - 5 - (x % 3) as i32, z + 6 + (y % 4) as i32) }
+            match (x + 3 * y) % 37 {
+                0 => (z, z),
+                1 => (z + 2, z - 1),
+                _ => (z - 5 - (x % 3) as i32, z + 6 + (y % 4) as i32),
+            }
         });
         scene
     }
@@ -341,6 +345,13 @@ fn the_mlp_head_and_the_mmvii_launcher() {
     assert_eq!(mlp.len(), layers.total());
     let inside: Vec<u16> = mlp.iter().copied().filter(|&c| c != 10000).collect();
     assert!(inside.len() > mlp.len() / 2 && inside.iter().any(|&c| c != inside[0]), "MLP costs vary");
+    // Sub-pixel steps through the MLP: bilinear features, same layout.
+    let call = scene.call("MVCNNCorrel", "mlp", &["StepZ=0.500000", "CNNParams=./models/.*", "UsePredicNet=1"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_MMVII")).current_dir(scene.path()).args(&call).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let half = read_cube(&scene.path().join("MatchingCube_mlp.data"));
+    assert_eq!(half.len(), layers.total());
+    assert_ne!(half, mlp);
     // The same bundle with the cosine head gives other costs.
     let call = scene.call("MVCNNCorrel", "mlp", &["CNNParams=./models/.*", "UsePredicNet=0"]);
     let out = Command::new(env!("CARGO_BIN_EXE_MMVII")).current_dir(scene.path()).args(&call).output().unwrap();
