@@ -17,7 +17,8 @@
 //! - [`disparity`]: winner-take-all, sub-pixel, left-right check, filters;
 //! - [`pipeline`]: all of the above in order;
 //! - [`eval`]: accuracy against ground truth;
-//! - [`synth`]: synthetic aerial pairs with exact ground truth.
+//! - [`synth`]: synthetic aerial pairs with exact ground truth;
+//! - [`mmvii`]: MicMac's external cost-cube command (`MMVII DM4FillCubeCost`).
 #![deny(missing_docs)]
 
 pub mod cost;
@@ -27,6 +28,7 @@ pub mod engine_xml;
 pub mod eval;
 pub mod io;
 pub mod micmac;
+pub mod mmvii;
 pub mod model;
 pub mod pipeline;
 pub mod plugin;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[command(name = "deepsim", version, about, long_about = None)]
 pub struct Cli {
     /// Worker threads (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "DEEPSIM_THREADS")]
     pub threads: Option<usize>,
     /// No progress bar, no summary.
     #[arg(long, short, global = true)]
@@ -36,6 +36,9 @@ pub enum Command {
     CheckModel(CheckModelArgs),
     /// Generate synthetic aerial stereo pairs with exact ground truth (a training dataset).
     Synth(SynthArgs),
+    /// MicMac's external cost cube: accepts `MMVII DM4FillCubeCost …` calls verbatim (the `MMVII`
+    /// launcher forwards them here) and writes MatchingCube_<Post>.data.
+    Mmvii(MmviiArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,4 +297,37 @@ pub struct CheckModelArgs {
     /// Runtime to load it with.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
     pub runtime: RuntimeKind,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "MicMac calls `MMVII DM4FillCubeCost Im1 Im2 Model P0 Box1 Box2 Post [Name=value ...]` in its \
+working folder; the options above can also be set through their environment variables, since MicMac's \
+call cannot carry them. Z·StepZ is MicMac's Px1 (x2 = x1 + Px1 = x1 − d). See docs/mmvii.md.")]
+pub struct MmviiArgs {
+    /// Runtime of MVCNNCorrel's networks [default: tract; ort when the call has UseCuda=1].
+    #[arg(long, value_enum, env = "DEEPSIM_RUNTIME")]
+    pub runtime: Option<RuntimeKind>,
+    /// Execution provider (ONNX Runtime) [default: cuda when the call has UseCuda=1, else cpu];
+    /// `tensorrt` for TensorRT, `auto` for the best available.
+    #[arg(long, value_enum, env = "DEEPSIM_DEVICE")]
+    pub device: Option<Device>,
+    /// GPU index for cuda / tensorrt.
+    #[arg(long, default_value_t = 0, env = "DEEPSIM_DEVICE_ID")]
+    pub device_id: i32,
+    /// TensorRT engine cache folder.
+    #[arg(long, env = "DEEPSIM_TRT_CACHE")]
+    pub trt_cache: Option<PathBuf>,
+    /// TensorRT fp16 kernels.
+    #[arg(long, env = "DEEPSIM_TRT_FP16")]
+    pub trt_fp16: bool,
+    /// Feature extraction tile side (px).
+    #[arg(long, default_value_t = 1024)]
+    pub feature_tile: usize,
+    /// Context around each feature tile (px).
+    #[arg(long, default_value_t = 128)]
+    pub feature_margin: usize,
+    /// MicMac's call: DM4FillCubeCost Im1 Im2 Model P0 Box1 Box2 Post [StepZ=] [CNNParams=DIR/REGEX]
+    /// [CNNArch=] [UseCuda=0|1] [UsePredicNet=0|1] [SzW=] [ModCmp=]
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CALL")]
+    pub call: Vec<String>,
 }

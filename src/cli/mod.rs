@@ -6,6 +6,7 @@ mod check_model_cmd;
 mod eval_cmd;
 mod match_cmd;
 mod micmac_cmd;
+mod mmvii_cmd;
 mod progress;
 mod runtime;
 mod synth_cmd;
@@ -23,5 +24,6 @@ pub fn run() -> anyhow::Result<()> {
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::CheckModel(a) => check_model_cmd::run(a),
         args::Command::Synth(a) => synth_cmd::run(a, cli.quiet),
+        args::Command::Mmvii(a) => mmvii_cmd::run(a, cli.quiet),
     }
 }

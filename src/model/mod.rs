@@ -87,10 +87,18 @@ impl ModelBundle {
                 format!("{}: model bundle folder not found (a folder with features.onnx [+ mlp.onnx])", dir.display()),
             ));
         }
-        let mut problems = Vec::new();
-        let features = check_file(&dir.join(FEATURES_FILE), Role::Features, &mut problems);
         let mlp_path = dir.join(MLP_FILE);
-        let mlp = mlp_path.exists().then(|| check_file(&mlp_path, Role::Mlp, &mut problems)).flatten();
+        Self::from_files(&dir.join(FEATURES_FILE), mlp_path.exists().then_some(mlp_path.as_path()))
+    }
+
+    /// Checks a feature extractor and an optional decision network given by their paths, whatever
+    /// their file names (MicMac's `CNNParams` selects them by a regular expression); the bundle's
+    /// folder is the feature extractor's.
+    pub fn from_files(features: &Path, mlp: Option<&Path>) -> Result<Self> {
+        let dir = features.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut problems = Vec::new();
+        let features = check_file(features, Role::Features, &mut problems);
+        let mlp = mlp.and_then(|path| check_file(path, Role::Mlp, &mut problems));
         if let (Some(f), Some(m)) = (&features, &mlp)
             && f.embedding_dim != m.embedding_dim {
                 problems.push(format!(
@@ -103,7 +111,7 @@ impl ModelBundle {
                 ));
             }
         match (features, problems.is_empty()) {
-            (Some(features), true) => Ok(ModelBundle { dir: dir.to_path_buf(), features, mlp }),
+            (Some(features), true) => Ok(ModelBundle { dir, features, mlp }),
             _ => Err(Error::invalid_input(format!(
                 "model bundle {} breaks the model contract (docs/model-contract.md):\n  - {}",
                 dir.display(),

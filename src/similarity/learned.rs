@@ -82,6 +82,21 @@ impl Learned {
         })
     }
 
+    /// How embeddings are compared.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The decision network (loaded only with the MLP head).
+    pub fn decision_net(&self) -> Option<&dyn DecisionNet> {
+        self.mlp.as_deref()
+    }
+
+    /// Length of one embedding (C).
+    pub fn embedding_dim(&self) -> usize {
+        self.embedding_dim
+    }
+
     /// Embeddings of `image` (grey in [0, 1]) as `[H, W, C]`, one contiguous vector per pixel.
     pub fn embed(&self, image: &Array2<f32>) -> Result<Array3<f32>> {
         let (h, w) = image.dim();

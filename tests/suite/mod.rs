@@ -6,6 +6,7 @@ mod learned;
 mod micmac_cli;
 mod micmac_regul;
 mod micmac_xml;
+mod mmvii;
 #[cfg(feature = "ort")]
 mod ort;
 mod pipeline;
