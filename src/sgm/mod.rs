@@ -51,6 +51,9 @@ macro_rules! dispatch {
     }};
 }
 
+// After the macro, which it uses.
+mod fused;
+
 /// The transition model, in units of the matching cost (1.0 = the worst match).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(tag = "model", rename_all = "snake_case")]
@@ -157,20 +160,23 @@ impl Resolved {
         matches!(self.penalty, Penalty::Classic { p2_adapt: Some(_), .. })
     }
 
+    /// The classical `P2` of a step between pixels of grey values `grey_p` and `grey_q`.
+    #[inline]
+    fn p2_between(&self, grey_p: f32, grey_q: f32) -> u16 {
+        match self.penalty {
+            Penalty::Classic { p2_adapt: Some(tau), .. } => {
+                let scaled = self.p2 as f32 * tau / (tau + (grey_p - grey_q).abs());
+                (scaled.round() as u16).max(self.p1)
+            }
+            _ => self.p2,
+        }
+    }
+
     /// The penalty of the step from `q` to `p` along `(dx, dy)`, given their grey values.
     #[inline]
     fn at(&self, dx: i32, dy: i32, grey_p: f32, grey_q: f32) -> StepPenalty {
         match self.penalty {
-            Penalty::Classic { p2_adapt, .. } => {
-                let p2 = match p2_adapt {
-                    Some(tau) => {
-                        let scaled = self.p2 as f32 * tau / (tau + (grey_p - grey_q).abs());
-                        (scaled.round() as u16).max(self.p1)
-                    }
-                    None => self.p2,
-                };
-                StepPenalty::Classic { p1: self.p1, p2 }
-            }
+            Penalty::Classic { .. } => StepPenalty::Classic { p1: self.p1, p2: self.p2_between(grey_p, grey_q) },
             Penalty::Linear { max_slope, .. } => {
                 let length = ((dx * dx + dy * dy) as f32).sqrt();
                 let max_jump = ((max_slope * length).round() as usize).max(1);
@@ -197,6 +203,11 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     let penalty = Resolved::new(params.penalty);
     let dirs = directions(params.directions);
     let mut sum = vec![0u16; iv.total()];
+    if let (Some((_, n)), Penalty::Classic { .. }) = (iv.common(), params.penalty) {
+        let uniform = fused::Uniform { costs: &volume.costs, width: iv.width(), height: iv.height(), n, guide, penalty };
+        uniform.aggregate(&dirs, &mut sum);
+        return Ok(sum);
+    }
     let ctx = Context { iv, costs: &volume.costs, guide, penalty };
     ctx.horizontal(&mut sum);
     let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();

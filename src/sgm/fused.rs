@@ -1,0 +1,194 @@
+//! The regulariser when every pixel searches the same interval and the penalty is classical:
+//! the full-range case (single-level matching, the coarsest pyramid level), the one that costs
+//! the most because every pixel holds every disparity.
+//!
+//! How the work is organised, and why (OpenCV's `MODE_HH` scheme, run as two threads):
+//! - The directions are split into a **forward** half (coming from above, or from the left on
+//!   the same row) and a **backward** half (their opposites). The forward pass sweeps the image
+//!   top to bottom, each row left to right, and updates all forward directions of a pixel one
+//!   after the other while its costs and sum entries are in L1; the backward pass is the
+//!   mirror. The volume is far larger than the caches, so memory traffic is what costs: this
+//!   reads it twice and writes the sum twice, instead of once per group of directions.
+//! - A direction's path costs are kept only for the `|dy| + 1` rows it reads (a ring of row
+//!   buffers, in cache). Each pixel's entries sit between two `INF` pads, so the neighbours
+//!   `d ± 1` are plain shifted slices and the inner loop has no edge case and vectorises.
+//! - The two passes run concurrently. Each row of the sum sits behind a mutex: the first pass
+//!   to reach a row clears it, both add their directions into it (saturating addition is
+//!   commutative, so the order does not matter). They sweep the rows in opposite orders, so
+//!   they only meet once, in the middle. With one worker thread they simply run one after the
+//!   other.
+//!
+//! The arithmetic is exactly that of [`super::kernel`] (same formula, same saturation), so the
+//! result is identical to the general path and to the reference.
+
+use super::kernel::INF;
+use super::Resolved;
+use ndarray::Array2;
+use std::sync::Mutex;
+
+/// A volume whose pixels all hold the same `n` candidates: pixel `(x, y)`'s costs are at
+/// `(y · width + x) · n`.
+pub(super) struct Uniform<'a> {
+    pub costs: &'a [u16],
+    pub width: usize,
+    pub height: usize,
+    pub n: usize,
+    pub guide: &'a Array2<f32>,
+    pub penalty: Resolved,
+}
+
+/// One row of the sum, shared by the two passes.
+struct SumRow<'a> {
+    /// Whether a pass has already cleared (and added to) this row.
+    cleared: bool,
+    entries: &'a mut [u16],
+}
+
+/// Path costs of one row for one direction: pixel `x`'s costs at `x · (n + 2) + 1 ..`, between
+/// two `INF` pads; and each pixel's minimum.
+#[derive(Default)]
+struct PathRow {
+    costs: Vec<u16>,
+    mins: Vec<u16>,
+}
+
+impl Uniform<'_> {
+    /// Adds every path of `dirs` into `sum` (zero on entry, laid out like the costs).
+    pub(super) fn aggregate(&self, dirs: &[(i32, i32)], sum: &mut [u16]) {
+        let rows: Vec<Mutex<SumRow<'_>>> = sum
+            .chunks_mut(self.width * self.n)
+            .map(|entries| Mutex::new(SumRow { cleared: false, entries }))
+            .collect();
+        let forward: Vec<(i32, i32)> = dirs.iter().copied().filter(|&(dx, dy)| dy > 0 || (dy == 0 && dx > 0)).collect();
+        let backward: Vec<(i32, i32)> = forward.iter().map(|&(dx, dy)| (-dx, -dy)).collect();
+        rayon::join(
+            || dispatch!(self.pass_avx2(&forward, true, &rows), self.pass(&forward, true, &rows)),
+            || dispatch!(self.pass_avx2(&backward, false, &rows), self.pass(&backward, false, &rows)),
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn pass_avx2(&self, dirs: &[(i32, i32)], forward: bool, rows: &[Mutex<SumRow<'_>>]) {
+        self.pass(dirs, forward, rows)
+    }
+
+    /// One sweep over the image (top-down and left to right when `forward`, else the mirror),
+    /// updating every direction of `dirs` at each pixel and adding them into `rows`.
+    #[inline(always)]
+    fn pass(&self, dirs: &[(i32, i32)], forward: bool, rows: &[Mutex<SumRow<'_>>]) {
+        let (w, h, n) = (self.width, self.height, self.n);
+        let stride = n + 2;
+        let adaptive = self.penalty.is_adaptive();
+        // Ring of |dy| + 1 rows per direction: row y lives in slot y % (|dy| + 1).
+        let mut rings: Vec<Vec<PathRow>> = dirs
+            .iter()
+            .map(|&(_, dy)| {
+                (0..=dy.unsigned_abs())
+                    .map(|_| PathRow { costs: vec![INF; w * stride], mins: vec![0; w] })
+                    .collect()
+            })
+            .collect();
+        for i in 0..h {
+            let y = if forward { i } else { h - 1 - i };
+            let cost_row = &self.costs[y * w * n..(y + 1) * w * n];
+            // Take this row's slot of every ring out, so the other slots can be read meanwhile.
+            let mut current: Vec<PathRow> = rings
+                .iter_mut()
+                .map(|ring| {
+                    let slot = y % ring.len();
+                    std::mem::take(&mut ring[slot])
+                })
+                .collect();
+            let mut row = rows[y].lock().expect("the other pass panicked");
+            if !row.cleared {
+                row.entries.fill(0);
+                row.cleared = true;
+            }
+            for j in 0..w {
+                let x = if forward { j } else { w - 1 - j };
+                let cost = &cost_row[x * n..(x + 1) * n];
+                let sum = &mut row.entries[x * n..(x + 1) * n];
+                for (k, &(dx, dy)) in dirs.iter().enumerate() {
+                    let (qx, qy) = (x as isize - dx as isize, y as isize - dy as isize);
+                    let paths = &mut current[k];
+                    let min = if (0..w as isize).contains(&qx) && (0..h as isize).contains(&qy) {
+                        let (qx, qy) = (qx as usize, qy as usize);
+                        let p2 = if adaptive {
+                            self.penalty.p2_between(self.guide[(y, x)], self.guide[(qy, qx)])
+                        } else {
+                            self.penalty.p2
+                        };
+                        let p1 = self.penalty.p1;
+                        if dy == 0 {
+                            // q is on this row: its path costs are in the row being written.
+                            let q_min = paths.mins[qx];
+                            let (q, out) = pixel_pair(&mut paths.costs, qx, x, stride);
+                            update(cost, q, q_min, p1, p2, out, sum)
+                        } else {
+                            let ring = &rings[k];
+                            let previous = &ring[qy % ring.len()];
+                            let q = &previous.costs[qx * stride..(qx + 1) * stride];
+                            let out = &mut paths.costs[x * stride + 1..x * stride + 1 + n];
+                            update(cost, q, previous.mins[qx], p1, p2, out, sum)
+                        }
+                    } else {
+                        start(cost, &mut paths.costs[x * stride + 1..x * stride + 1 + n], sum)
+                    };
+                    paths.mins[x] = min;
+                }
+            }
+            drop(row);
+            for (ring, paths) in rings.iter_mut().zip(current) {
+                let slot = y % ring.len();
+                ring[slot] = paths;
+            }
+        }
+    }
+}
+
+/// Pixel `q`'s padded path costs (`n + 2` values) and pixel `p`'s costs (`n` values, to
+/// write), both in one row buffer; `q ≠ p`.
+#[inline(always)]
+fn pixel_pair(costs: &mut [u16], q: usize, p: usize, stride: usize) -> (&[u16], &mut [u16]) {
+    let n = stride - 2;
+    if q < p {
+        let (head, tail) = costs.split_at_mut(p * stride);
+        (&head[q * stride..(q + 1) * stride], &mut tail[1..1 + n])
+    } else {
+        let (head, tail) = costs.split_at_mut(q * stride);
+        (&tail[..stride], &mut head[p * stride + 1..p * stride + 1 + n])
+    }
+}
+
+/// First pixel of a path: `L_p = C_p`. Adds it to `sum`, returns its minimum.
+#[inline(always)]
+fn start(cost: &[u16], out: &mut [u16], sum: &mut [u16]) -> u16 {
+    let mut lowest = INF;
+    for ((o, s), &c) in out.iter_mut().zip(sum.iter_mut()).zip(cost) {
+        *o = c;
+        *s = s.saturating_add(c);
+        lowest = lowest.min(c);
+    }
+    lowest
+}
+
+/// The classical step `L_p(d) = C_p(d) + min(L_q(d), L_q(d ± 1) + P1, min L_q + P2) − min L_q`
+/// (capped at `INF − 1`, as in [`super::kernel`]), with `q` = the padded costs of the previous
+/// pixel (`q[d + 1]` holds `L_q(d)`). Writes `L_p` to `out`, adds it to `sum`, returns its minimum.
+#[inline(always)]
+fn update(cost: &[u16], q: &[u16], q_min: u16, p1: u16, p2: u16, out: &mut [u16], sum: &mut [u16]) -> u16 {
+    let n = cost.len();
+    let (below, centre, above) = (&q[..n], &q[1..n + 1], &q[2..n + 2]);
+    let far = q_min.saturating_add(p2);
+    let mut lowest = INF;
+    // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
+    for (((((o, s), &c), &b), &m0), &a) in out.iter_mut().zip(sum.iter_mut()).zip(cost).zip(below).zip(centre).zip(above) {
+        let m = m0.min(b.min(a).saturating_add(p1)).min(far);
+        let l = c.saturating_add(m - q_min).min(INF - 1);
+        *o = l;
+        *s = s.saturating_add(l);
+        lowest = lowest.min(l);
+    }
+    lowest
+}
