@@ -19,6 +19,10 @@
 //! - [`synth`]: synthetic aerial pairs with exact ground truth.
 #![deny(missing_docs)]
 
+// First: the macro is used by the modules below.
+#[macro_use]
+mod simd;
+
 pub mod cost;
 pub mod disparity;
 pub mod error;

@@ -68,7 +68,7 @@ impl Uniform<'_> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     fn pass_avx2(&self, dirs: &[(i32, i32)], forward: bool, rows: &[Mutex<SumRow<'_>>]) {
         self.pass(dirs, forward, rows)
     }

@@ -20,6 +20,7 @@
 //! Path costs are u16 with saturating arithmetic; a label whose path cost saturates counts as
 //! unreachable. A path that cannot reach any label of the next pixel restarts there.
 
+mod fused;
 mod kernel;
 pub mod reference;
 
@@ -29,30 +30,6 @@ use crate::error::{Error, Result};
 use kernel::{step, Previous, StepPenalty};
 use ndarray::Array2;
 use rayon::prelude::*;
-
-/// Calls the AVX2 build of a worker when the CPU has AVX2, the portable build otherwise.
-/// The workers are the same source compiled twice (`#[inline(always)]` body, `target_feature`
-/// wrapper), so the compiler vectorises the u16 min / saturating-add loops with 16 lanes.
-macro_rules! dispatch {
-    ($avx2:expr, $portable:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { $avx2 }
-            } else {
-                $portable
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $portable
-        }
-    }};
-}
-
-// After the macro, which it uses.
-mod fused;
 
 /// The transition model, in units of the matching cost (1.0 = the worst match).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -244,7 +221,7 @@ impl Context<'_> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u16]) {
         self.horizontal_row(y, row_sum)
     }
@@ -347,7 +324,7 @@ impl Context<'_> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     fn row_chunk_avx2(&self, y: usize, dirs: &[(i32, i32)], rings: &[Vec<RowPaths>], task: &mut Task<'_>) {
         self.row_chunk(y, dirs, rings, task)
     }
