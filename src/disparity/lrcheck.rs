@@ -51,12 +51,14 @@ fn best_right_avx2(intervals: &Intervals, aggregated: &[u16], y: usize, right_wi
 }
 
 /// For each right pixel of row `y`, the disparity of its lowest aggregated cost (the smallest
-/// disparity among equals; 0 where no left pixel sees it). Pixel `x`'s candidates walk the
-/// right row backwards, so they are zipped with reversed slices and updated without branches.
+/// disparity among equals; 0 where no left pixel sees it below `u16::MAX`). Each right pixel
+/// keeps the minimum of `cost · 2^32 + (d − i32::MIN)`: the lowest cost, then the smallest
+/// disparity, in one `min` without branches. Pixel `x`'s candidates walk the right row
+/// backwards, so they are zipped with a reversed slice of these keys.
 #[inline(always)]
 fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<i32> {
-    let mut best_cost = vec![u16::MAX; right_width];
-    let mut best_d = vec![0i32; right_width];
+    const NONE: i64 = (u16::MAX as i64) << 32;
+    let mut best = vec![NONE; right_width];
     for x in 0..intervals.width() {
         let inside = intervals.inside_right(x, y, right_width);
         if inside.is_empty() {
@@ -67,15 +69,12 @@ fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_wid
         // Right pixels of candidates inside.end − 1 down to inside.start, ascending.
         let first_xr = x as i64 - d_min as i64;
         let right = (first_xr + 1 - inside.end as i64) as usize..(first_xr + 1 - inside.start as i64) as usize;
-        let candidates = costs.iter().zip(d_min + inside.start as i32..);
-        for ((&s, d), (bc, bd)) in candidates.zip(best_cost[right.clone()].iter_mut().rev().zip(best_d[right].iter_mut().rev())) {
-            // Strictly lower: along a right pixel, x (and so d) ascends, the first minimum stays.
-            let lower = s < *bc;
-            *bc = if lower { s } else { *bc };
-            *bd = if lower { d } else { *bd };
+        let d_first = d_min as i64 + inside.start as i64 - i32::MIN as i64;
+        for ((&s, d), b) in costs.iter().zip(d_first..).zip(best[right].iter_mut().rev()) {
+            *b = (*b).min((s as i64) << 32 | d);
         }
     }
-    best_d
+    best.iter().map(|&b| if b >= NONE { 0 } else { ((b & 0xffff_ffff) + i32::MIN as i64) as i32 }).collect()
 }
 
 #[cfg(test)]

@@ -52,11 +52,12 @@ fn pick(costs: &[u16], d_min: i32) -> (i32, f32, f32) {
             offset = ((cm - cp) / (2.0 * curvature)).clamp(-0.5, 0.5);
         }
     }
-    let below = costs[..best.saturating_sub(1)].iter().min();
-    let above = costs.get(best + 2..).and_then(|s| s.iter().min());
-    let confidence = match below.into_iter().chain(above).min() {
-        Some(&s) if s > 0 => 1.0 - c0 as f32 / s as f32,
-        _ => 0.0,
+    // The second best, outside best ± 1 (if anything is).
+    let confidence = if best >= 2 || best + 2 < costs.len() {
+        let second = lowest(&costs[..best.saturating_sub(1)]).min(lowest(costs.get(best + 2..).unwrap_or(&[])));
+        if second > 0 { 1.0 - c0 as f32 / second as f32 } else { 0.0 }
+    } else {
+        0.0
     };
     let d = d_min + best as i32;
     (d, d as f32 + offset, confidence)
@@ -66,13 +67,28 @@ fn pick(costs: &[u16], d_min: i32) -> (i32, f32, f32) {
 /// one vectorisable pass: the minimum of `cost · 2^16 + index` is the first lowest cost.
 #[inline(always)]
 fn argmin(costs: &[u16]) -> (u16, usize) {
+    assert!(!costs.is_empty(), "empty interval");
     if costs.len() <= 1 << 16 {
-        let key = costs.iter().zip(0u32..).map(|(&c, k)| (c as u32) << 16 | k).min().expect("non-empty interval");
+        // Plain loops rather than `Iterator::min`: they stay inlined in the AVX2 build.
+        let mut key = u32::MAX;
+        for (&c, k) in costs.iter().zip(0u32..) {
+            key = key.min((c as u32) << 16 | k);
+        }
         ((key >> 16) as u16, (key & 0xffff) as usize)
     } else {
-        let c0 = *costs.iter().min().expect("non-empty interval");
+        let c0 = lowest(costs);
         (c0, costs.iter().position(|&c| c == c0).expect("the minimum is in the slice"))
     }
+}
+
+/// The lowest of `costs`, `u16::MAX` when empty.
+#[inline(always)]
+fn lowest(costs: &[u16]) -> u16 {
+    let mut m = u16::MAX;
+    for &c in costs {
+        m = m.min(c);
+    }
+    m
 }
 
 #[cfg(test)]
