@@ -23,6 +23,7 @@
 #[macro_use]
 mod simd;
 
+mod buffer;
 pub mod cost;
 pub mod disparity;
 pub mod error;

@@ -179,7 +179,7 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     }
     let penalty = Resolved::new(params.penalty);
     let dirs = directions(params.directions);
-    let mut sum = vec![0u16; iv.total()];
+    let mut sum = crate::buffer::zeroed_u16(iv.total());
     if let (Some((_, n)), Penalty::Classic { .. }) = (iv.common(), params.penalty) {
         let uniform = fused::Uniform { costs: &volume.costs, width: iv.width(), height: iv.height(), n, guide, penalty };
         uniform.aggregate(&dirs, &mut sum);
