@@ -8,8 +8,15 @@
 //!   `max(1, round(max_slope · step length))`. As MicMac sums forward + backward − cost per
 //!   line, the result is `Σ L_r − (n_dirs / 2) · C`.
 //!
-//! How the work is organised, and why: the two horizontal directions depend only on the previous
-//! pixel of the same row, so every row is an independent task. All other directions depend only
+//! Two implementations, one result (both are tested against [`reference`](mod@reference)):
+//! - **the same interval everywhere, classical penalty** (single-level matching, the coarsest
+//!   pyramid level: the largest volumes): the `fused` module, two passes of four directions each
+//!   (OpenCV's `MODE_HH` scheme), run concurrently, reading the volume twice in all;
+//! - **everything else** (per-pixel intervals, the linear model): the general path below, which
+//!   aligns each previous pixel's interval on the current one's.
+//!
+//! How the general path is organised, and why: the two horizontal directions depend only on the
+//! previous pixel of the same row, so every row is an independent task. All other directions depend only
 //! on earlier rows (one or two back), so one top-to-bottom sweep serves every "downward"
 //! direction at once and one bottom-to-top sweep every "upward" one; within a row the pixels are
 //! independent and are split into chunks run in parallel. Path costs live in small per-row ring
