@@ -3,7 +3,8 @@
 use super::{LevelPair, PairCosts, Similarity};
 use crate::cost::{Intervals, COST_ONE};
 use crate::error::{Error, Result};
-use ndarray::Array2;
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, Axis};
 use std::ops::Range;
 
 /// Census similarity: each pixel becomes the bit string "neighbour darker than centre" over a
@@ -31,7 +32,7 @@ impl Census {
     }
 
     /// Census codes of every pixel (image edges replicated), computed offset by offset over
-    /// whole rows so that the inner loop is a plain vectorisable pass.
+    /// whole rows so that the inner loop is a plain vectorisable pass; rows in parallel.
     fn transform(&self, image: &Array2<f32>) -> Array2<u64> {
         let (h, w) = image.dim();
         let (rx, ry) = (self.width / 2, self.height / 2);
@@ -39,22 +40,35 @@ impl Census {
             image[(y.saturating_sub(ry).min(h - 1), x.saturating_sub(rx).min(w - 1))]
         });
         let mut codes = Array2::<u64>::zeros((h, w));
-        for y in 0..h {
-            let centre = &padded.row(y + ry).to_slice().expect("standard layout")[rx..rx + w];
-            let out = codes.row_mut(y).into_slice().expect("standard layout");
-            for dy in 0..self.height {
-                let row = padded.row(y + dy).to_slice().expect("standard layout");
-                for dx in 0..self.width {
-                    if dx == rx && dy == ry {
-                        continue;
-                    }
-                    for ((code, &c), &v) in out.iter_mut().zip(centre).zip(&row[dx..dx + w]) {
-                        *code = (*code << 1) | u64::from(v < c);
-                    }
+        codes.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut out)| {
+            let out = out.as_slice_mut().expect("standard layout");
+            dispatch!(self.transform_row_avx2(&padded, y, out), self.transform_row(&padded, y, out))
+        });
+        codes
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn transform_row_avx2(&self, padded: &Array2<f32>, y: usize, out: &mut [u64]) {
+        self.transform_row(padded, y, out)
+    }
+
+    /// Codes of row `y` from the edge-padded image.
+    #[inline(always)]
+    fn transform_row(&self, padded: &Array2<f32>, y: usize, out: &mut [u64]) {
+        let (rx, ry, w) = (self.width / 2, self.height / 2, out.len());
+        let centre = &padded.row(y + ry).to_slice().expect("standard layout")[rx..rx + w];
+        for dy in 0..self.height {
+            let row = padded.row(y + dy).to_slice().expect("standard layout");
+            for dx in 0..self.width {
+                if dx == rx && dy == ry {
+                    continue;
+                }
+                for ((code, &c), &v) in out.iter_mut().zip(centre).zip(&row[dx..dx + w]) {
+                    *code = (*code << 1) | u64::from(v < c);
                 }
             }
         }
-        codes
     }
 }
 
