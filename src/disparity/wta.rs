@@ -38,7 +38,12 @@ fn pick_row_avx2(intervals: &Intervals, aggregated: &[u16], y: usize) -> Vec<(i3
 
 #[inline(always)]
 fn pick_row(intervals: &Intervals, aggregated: &[u16], y: usize) -> Vec<(i32, f32, f32)> {
-    (0..intervals.width()).map(|x| pick(&aggregated[intervals.entries(x, y)], intervals.d_min(x, y))).collect()
+    // A plain loop: an iterator adapter's `fold` would be a separate function, built without AVX2.
+    let mut row = Vec::with_capacity(intervals.width());
+    for x in 0..intervals.width() {
+        row.push(pick(&aggregated[intervals.entries(x, y)], intervals.d_min(x, y)));
+    }
+    row
 }
 
 #[inline(always)]
