@@ -100,6 +100,18 @@ impl Uniform<'_> {
                     std::mem::take(&mut ring[slot])
                 })
                 .collect();
+            // Per direction, where its previous pixels are: this row (horizontal), an earlier
+            // row still in the ring, or outside the image (every path starts on this row).
+            let sources: Vec<Source<'_>> = dirs
+                .iter()
+                .zip(&rings)
+                .map(|(&(_, dy), ring)| match y.checked_add_signed(-(dy as isize)) {
+                    _ if dy == 0 => Source::ThisRow,
+                    Some(qy) if qy < h => Source::Row(qy, &ring[qy % ring.len()]),
+                    _ => Source::Outside,
+                })
+                .collect();
+            let (p1, fixed_p2) = (self.penalty.p1, self.penalty.p2);
             let mut row = rows[y].lock().expect("the other pass panicked");
             if !row.cleared {
                 row.entries.fill(0);
@@ -109,42 +121,45 @@ impl Uniform<'_> {
                 let x = if forward { j } else { w - 1 - j };
                 let cost = &cost_row[x * n..(x + 1) * n];
                 let sum = &mut row.entries[x * n..(x + 1) * n];
-                for (k, &(dx, dy)) in dirs.iter().enumerate() {
-                    let (qx, qy) = (x as isize - dx as isize, y as isize - dy as isize);
-                    let paths = &mut current[k];
-                    let min = if (0..w as isize).contains(&qx) && (0..h as isize).contains(&qy) {
-                        let (qx, qy) = (qx as usize, qy as usize);
-                        let p2 = if adaptive {
-                            self.penalty.p2_between(self.guide[(y, x)], self.guide[(qy, qx)])
-                        } else {
-                            self.penalty.p2
-                        };
-                        let p1 = self.penalty.p1;
-                        if dy == 0 {
-                            // q is on this row: its path costs are in the row being written.
+                for ((&(dx, _), source), paths) in dirs.iter().zip(&sources).zip(current.iter_mut()) {
+                    let qx = x.wrapping_add_signed(-(dx as isize));
+                    let out_at = x * stride + 1..x * stride + 1 + n;
+                    let min = match *source {
+                        Source::ThisRow if qx < w => {
+                            let p2 = if adaptive { self.penalty.p2_between(self.guide[(y, x)], self.guide[(y, qx)]) } else { fixed_p2 };
                             let q_min = paths.mins[qx];
                             let (q, out) = pixel_pair(&mut paths.costs, qx, x, stride);
                             update(cost, q, q_min, p1, p2, out, sum)
-                        } else {
-                            let ring = &rings[k];
-                            let previous = &ring[qy % ring.len()];
-                            let q = &previous.costs[qx * stride..(qx + 1) * stride];
-                            let out = &mut paths.costs[x * stride + 1..x * stride + 1 + n];
-                            update(cost, q, previous.mins[qx], p1, p2, out, sum)
                         }
-                    } else {
-                        start(cost, &mut paths.costs[x * stride + 1..x * stride + 1 + n], sum)
+                        Source::Row(qy, previous) if qx < w => {
+                            let p2 = if adaptive { self.penalty.p2_between(self.guide[(y, x)], self.guide[(qy, qx)]) } else { fixed_p2 };
+                            let q = &previous.costs[qx * stride..(qx + 1) * stride];
+                            update(cost, q, previous.mins[qx], p1, p2, &mut paths.costs[out_at], sum)
+                        }
+                        // No previous pixel inside the image: the path starts here.
+                        _ => start(cost, &mut paths.costs[out_at], sum),
                     };
                     paths.mins[x] = min;
                 }
             }
             drop(row);
+            drop(sources);
             for (ring, paths) in rings.iter_mut().zip(current) {
                 let slot = y % ring.len();
                 ring[slot] = paths;
             }
         }
     }
+}
+
+/// Where a direction's previous pixels are, for the pixels of one row.
+enum Source<'a> {
+    /// On the same row (a horizontal direction).
+    ThisRow,
+    /// On row `qy`, whose path costs are these.
+    Row(usize, &'a PathRow),
+    /// Outside the image: every path of the row starts here.
+    Outside,
 }
 
 /// Pixel `q`'s padded path costs (`n + 2` values) and pixel `p`'s costs (`n` values, to
