@@ -1,6 +1,6 @@
-//! The regulariser when every pixel searches the same interval and the penalty is classical:
-//! the full-range case (single-level matching, the coarsest pyramid level), the one that costs
-//! the most because every pixel holds every disparity.
+//! The regulariser when every pixel searches the same interval: the full-range case
+//! (single-level matching, the coarsest pyramid level), the one that costs the most because
+//! every pixel holds every disparity.
 //!
 //! How the work is organised, and why (OpenCV's `MODE_HH` scheme, run as two threads):
 //! - The directions are split into a **forward** half (coming from above, or from the left on
@@ -10,18 +10,19 @@
 //!   mirror. The volume is far larger than the caches, so memory traffic is what costs: this
 //!   reads it twice and writes the sum twice, instead of once per group of directions.
 //! - A direction's path costs are kept only for the `|dy| + 1` rows it reads (a ring of row
-//!   buffers, in cache). Each pixel's entries sit between two `INF` pads, so the neighbours
-//!   `d ± 1` are plain shifted slices and the inner loop has no edge case and vectorises.
+//!   buffers, in cache). Each pixel's entries sit between `INF` pads as wide as the longest
+//!   jump, so the neighbours `d ± j` are plain shifted slices and the inner loops have no edge
+//!   case and vectorise.
 //! - The two passes run concurrently. Each row of the sum sits behind a mutex: the first pass
 //!   to reach a row clears it, both add their directions into it (saturating addition is
 //!   commutative, so the order does not matter). They sweep the rows in opposite orders, so
 //!   they only meet once, in the middle. With one worker thread they simply run one after the
 //!   other.
 //!
-//! The arithmetic is exactly that of [`super::kernel`] (same formula, same saturation), so the
+//! The arithmetic is exactly that of [`super::kernel`] (same formulas, same saturation), so the
 //! result is identical to the general path and to the reference.
 
-use super::kernel::INF;
+use super::kernel::{StepPenalty, INF};
 use super::Resolved;
 use ndarray::Array2;
 use std::sync::Mutex;
@@ -44,8 +45,8 @@ struct SumRow<'a> {
     entries: &'a mut [u16],
 }
 
-/// Path costs of one row for one direction: pixel `x`'s costs at `x · (n + 2) + 1 ..`, between
-/// two `INF` pads; and each pixel's minimum.
+/// Path costs of one row for one direction: pixel `x`'s costs at `x · stride + pad ..`, between
+/// `pad` `INF`s on each side (`stride = n + 2 · pad`); and each pixel's minimum.
 #[derive(Default)]
 struct PathRow {
     costs: Vec<u16>,
@@ -78,8 +79,17 @@ impl Uniform<'_> {
     #[inline(always)]
     fn pass(&self, dirs: &[(i32, i32)], forward: bool, rows: &[Mutex<SumRow<'_>>]) {
         let (w, h, n) = (self.width, self.height, self.n);
-        let stride = n + 2;
         let adaptive = self.penalty.is_adaptive();
+        // Jumps beyond n − 1 only reach the pads: cap them there, so are the pads.
+        let steps: Vec<StepPenalty> = dirs
+            .iter()
+            .map(|&(dx, dy)| match self.penalty.at(dx, dy, 0.0, 0.0) {
+                StepPenalty::Linear { weight, max_jump } => StepPenalty::Linear { weight, max_jump: max_jump.min(n - 1) },
+                classic => classic,
+            })
+            .collect();
+        let pad = steps.iter().map(|s| if let StepPenalty::Linear { max_jump, .. } = s { *max_jump } else { 1 }).max().unwrap_or(1).max(1);
+        let stride = n + 2 * pad;
         // Ring of |dy| + 1 rows per direction: row y lives in slot y % (|dy| + 1).
         let mut rings: Vec<Vec<PathRow>> = dirs
             .iter()
@@ -111,7 +121,6 @@ impl Uniform<'_> {
                     _ => Source::Outside,
                 })
                 .collect();
-            let (p1, fixed_p2) = (self.penalty.p1, self.penalty.p2);
             let mut row = rows[y].lock().expect("the other pass panicked");
             if !row.cleared {
                 row.entries.fill(0);
@@ -121,20 +130,24 @@ impl Uniform<'_> {
                 let x = if forward { j } else { w - 1 - j };
                 let cost = &cost_row[x * n..(x + 1) * n];
                 let sum = &mut row.entries[x * n..(x + 1) * n];
-                for ((&(dx, _), source), paths) in dirs.iter().zip(&sources).zip(current.iter_mut()) {
+                for (((&(dx, _), source), &step), paths) in dirs.iter().zip(&sources).zip(&steps).zip(current.iter_mut()) {
                     let qx = x.wrapping_add_signed(-(dx as isize));
-                    let out_at = x * stride + 1..x * stride + 1 + n;
+                    let out_at = x * stride + pad..x * stride + pad + n;
+                    let penalty_from = |qy: usize| match step {
+                        StepPenalty::Classic { p1, .. } if adaptive => {
+                            StepPenalty::Classic { p1, p2: self.penalty.p2_between(self.guide[(y, x)], self.guide[(qy, qx)]) }
+                        }
+                        fixed => fixed,
+                    };
                     let min = match *source {
                         Source::ThisRow if qx < w => {
-                            let p2 = if adaptive { self.penalty.p2_between(self.guide[(y, x)], self.guide[(y, qx)]) } else { fixed_p2 };
                             let q_min = paths.mins[qx];
-                            let (q, out) = pixel_pair(&mut paths.costs, qx, x, stride);
-                            update(cost, q, q_min, p1, p2, out, sum)
+                            let (q, out) = pixel_pair(&mut paths.costs, qx, x, stride, pad);
+                            update(cost, q, q_min, penalty_from(y), out, sum)
                         }
                         Source::Row(qy, previous) if qx < w => {
-                            let p2 = if adaptive { self.penalty.p2_between(self.guide[(y, x)], self.guide[(qy, qx)]) } else { fixed_p2 };
                             let q = &previous.costs[qx * stride..(qx + 1) * stride];
-                            update(cost, q, previous.mins[qx], p1, p2, &mut paths.costs[out_at], sum)
+                            update(cost, q, previous.mins[qx], penalty_from(qy), &mut paths.costs[out_at], sum)
                         }
                         // No previous pixel inside the image: the path starts here.
                         _ => start(cost, &mut paths.costs[out_at], sum),
@@ -162,17 +175,17 @@ enum Source<'a> {
     Outside,
 }
 
-/// Pixel `q`'s padded path costs (`n + 2` values) and pixel `p`'s costs (`n` values, to
+/// Pixel `q`'s padded path costs (`stride` values) and pixel `p`'s costs (without the pads, to
 /// write), both in one row buffer; `q ≠ p`.
 #[inline(always)]
-fn pixel_pair(costs: &mut [u16], q: usize, p: usize, stride: usize) -> (&[u16], &mut [u16]) {
-    let n = stride - 2;
+fn pixel_pair(costs: &mut [u16], q: usize, p: usize, stride: usize, pad: usize) -> (&[u16], &mut [u16]) {
+    let n = stride - 2 * pad;
     if q < p {
         let (head, tail) = costs.split_at_mut(p * stride);
-        (&head[q * stride..(q + 1) * stride], &mut tail[1..1 + n])
+        (&head[q * stride..(q + 1) * stride], &mut tail[pad..pad + n])
     } else {
         let (head, tail) = costs.split_at_mut(q * stride);
-        (&tail[..stride], &mut head[p * stride + 1..p * stride + 1 + n])
+        (&tail[..stride], &mut head[p * stride + pad..p * stride + pad + n])
     }
 }
 
@@ -188,22 +201,50 @@ fn start(cost: &[u16], out: &mut [u16], sum: &mut [u16]) -> u16 {
     lowest
 }
 
-/// The classical step `L_p(d) = C_p(d) + min(L_q(d), L_q(d ± 1) + P1, min L_q + P2) − min L_q`
-/// (capped at `INF − 1`, as in [`super::kernel`]), with `q` = the padded costs of the previous
-/// pixel (`q[d + 1]` holds `L_q(d)`). Writes `L_p` to `out`, adds it to `sum`, returns its minimum.
+/// One step `L_p(d) = C_p(d) + min_d' [L_q(d') + T(|d − d'|)] − min L_q` (capped at `INF − 1`,
+/// as in [`super::kernel`]), with `q` = the padded costs of the previous pixel (one `INF` pad
+/// on each side for the classical model, as many as the longest jump for the linear one). Writes `L_p` to `out`, adds it to
+/// `sum`, returns its minimum. As both pixels hold the same interval, `d' = d` is always
+/// allowed: every label is reachable and no path restarts.
 #[inline(always)]
-fn update(cost: &[u16], q: &[u16], q_min: u16, p1: u16, p2: u16, out: &mut [u16], sum: &mut [u16]) -> u16 {
+fn update(cost: &[u16], q: &[u16], q_min: u16, penalty: StepPenalty, out: &mut [u16], sum: &mut [u16]) -> u16 {
     let n = cost.len();
-    let (below, centre, above) = (&q[..n], &q[1..n + 1], &q[2..n + 2]);
-    let far = q_min.saturating_add(p2);
-    let mut lowest = INF;
-    // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
-    for (((((o, s), &c), &b), &m0), &a) in out.iter_mut().zip(sum.iter_mut()).zip(cost).zip(below).zip(centre).zip(above) {
-        let m = m0.min(b.min(a).saturating_add(p1)).min(far);
-        let l = c.saturating_add(m - q_min).min(INF - 1);
-        *o = l;
-        *s = s.saturating_add(l);
-        lowest = lowest.min(l);
+    match penalty {
+        StepPenalty::Classic { p1, p2 } => {
+            // min(L_q(d), L_q(d ± 1) + P1, min L_q + P2), in the same loop as the rest; the
+            // classical model has one pad on each side.
+            let (below, centre, above) = (&q[..n], &q[1..n + 1], &q[2..n + 2]);
+            let far = q_min.saturating_add(p2);
+            let mut lowest = INF;
+            // Equal-length slices and zipped iterators: no bounds checks, so the loop vectorises.
+            for (((((o, s), &c), &b), &m0), &a) in out.iter_mut().zip(sum.iter_mut()).zip(cost).zip(below).zip(centre).zip(above) {
+                let m = m0.min(b.min(a).saturating_add(p1)).min(far);
+                let l = c.saturating_add(m - q_min).min(INF - 1);
+                *o = l;
+                *s = s.saturating_add(l);
+                lowest = lowest.min(l);
+            }
+            lowest
+        }
+        StepPenalty::Linear { weight, max_jump } => {
+            // min over |j| ≤ max_jump of L_q(d + j) + weight · |j|, built in `out`.
+            let pad = (q.len() - n) / 2;
+            out.copy_from_slice(&q[pad..pad + n]);
+            for jump in 1..=max_jump {
+                let t = (weight as usize * jump).min(INF as usize) as u16;
+                let (below, above) = (&q[pad - jump..pad - jump + n], &q[pad + jump..pad + jump + n]);
+                for ((o, &b), &a) in out.iter_mut().zip(below).zip(above) {
+                    *o = (*o).min(b.saturating_add(t)).min(a.saturating_add(t));
+                }
+            }
+            let mut lowest = INF;
+            for ((o, s), &c) in out.iter_mut().zip(sum.iter_mut()).zip(cost) {
+                let l = c.saturating_add(*o - q_min).min(INF - 1);
+                *o = l;
+                *s = s.saturating_add(l);
+                lowest = lowest.min(l);
+            }
+            lowest
+        }
     }
-    lowest
 }

@@ -9,11 +9,11 @@
 //!   line, the result is `Σ L_r − (n_dirs / 2) · C`.
 //!
 //! Two implementations, one result (both are tested against [`reference`](mod@reference)):
-//! - **the same interval everywhere, classical penalty** (single-level matching, the coarsest
-//!   pyramid level: the largest volumes): the `fused` module, two passes of four directions each
-//!   (OpenCV's `MODE_HH` scheme), run concurrently, reading the volume twice in all;
-//! - **everything else** (per-pixel intervals, the linear model): the general path below, which
-//!   aligns each previous pixel's interval on the current one's.
+//! - **the same interval everywhere** (single-level matching, the coarsest pyramid level: the
+//!   largest volumes): the `fused` module, two passes of half the directions each (OpenCV's
+//!   `MODE_HH` scheme), run concurrently, reading the volume twice in all;
+//! - **per-pixel intervals**: the general path below, which aligns each previous pixel's
+//!   interval on the current one's.
 //!
 //! How the general path is organised, and why: the two horizontal directions depend only on the
 //! previous pixel of the same row, so every row is an independent task. All other directions depend only
@@ -187,17 +187,17 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     let penalty = Resolved::new(params.penalty);
     let dirs = directions(params.directions);
     let mut sum = crate::buffer::zeroed_u16(iv.total());
-    if let (Some((_, n)), Penalty::Classic { .. }) = (iv.common(), params.penalty) {
+    if let Some((_, n)) = iv.common() {
         let uniform = fused::Uniform { costs: &volume.costs, width: iv.width(), height: iv.height(), n, guide, penalty };
         uniform.aggregate(&dirs, &mut sum);
-        return Ok(sum);
+    } else {
+        let ctx = Context { iv, costs: &volume.costs, guide, penalty };
+        ctx.horizontal(&mut sum);
+        let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();
+        let up: Vec<_> = dirs.iter().copied().filter(|d| d.1 < 0).collect();
+        ctx.row_sweep(&down, &mut sum);
+        ctx.row_sweep(&up, &mut sum);
     }
-    let ctx = Context { iv, costs: &volume.costs, guide, penalty };
-    ctx.horizontal(&mut sum);
-    let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();
-    let up: Vec<_> = dirs.iter().copied().filter(|d| d.1 < 0).collect();
-    ctx.row_sweep(&down, &mut sum);
-    ctx.row_sweep(&up, &mut sum);
     if let Penalty::Linear { .. } = params.penalty {
         let half = (dirs.len() / 2) as u16;
         sum.par_iter_mut().zip(volume.costs.par_iter()).for_each(|(s, &c)| *s = s.saturating_sub(c.saturating_mul(half)));

@@ -60,9 +60,9 @@ fn sgm_matches_reference_on_wide_rows_split_in_parallel_chunks() {
 
 #[test]
 fn sgm_matches_reference_when_every_pixel_has_the_same_interval() {
-    // The same interval everywhere takes the fused two-pass path (classical penalty) or the
-    // general one (linear penalty); both must give the reference's result, for every direction
-    // count, at image sizes down to one pixel and with costs reaching the saturation.
+    // The same interval everywhere takes the fused two-pass path (the tests above, with
+    // per-pixel intervals, the general one): it must give the reference's result for both
+    // models, every direction count, sizes down to one pixel and costs reaching the saturation.
     let mut rng = Rng::new(13);
     for case in 0..16 {
         let (w, h) = (rng.range(1, 40) as usize, rng.range(1, 12) as usize);
