@@ -85,6 +85,27 @@ fn sgm_matches_reference_when_every_pixel_has_the_same_interval() {
 }
 
 #[test]
+fn sgm_falls_back_to_the_general_path_when_one_pixel_differs() {
+    // One pixel with a narrower interval: not the same interval everywhere any more.
+    let mut rng = Rng::new(17);
+    let (w, h) = (23, 9);
+    let mut lo = vec![-3; w * h];
+    let hi = vec![12; w * h];
+    lo[5 * w + 11] = 4;
+    let intervals = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
+    assert_eq!(intervals.common(), None);
+    let costs = (0..intervals.total()).map(|_| rng.range(0, COST_ONE as i64) as u16).collect();
+    let volume = CostVolume { intervals, costs };
+    let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
+    for directions in [4, 8, 16] {
+        for penalty in penalties() {
+            let params = SgmParams { directions, penalty };
+            assert_eq!(aggregate(&volume, &guide, &params).unwrap(), aggregate_reference(&volume, &guide, &params));
+        }
+    }
+}
+
+#[test]
 fn sgm_with_uniform_costs_keeps_them_uniform() {
     let intervals = Intervals::uniform(9, 7, -2, 5).unwrap();
     let volume = CostVolume { costs: vec![100; intervals.total()], intervals };
