@@ -65,12 +65,17 @@ pub fn remove_small_regions(disparity: &mut Array2<f32>, min_pixels: usize, max_
         return 0;
     }
     let (h, w) = disparity.dim();
+    if !disparity.is_standard_layout() {
+        *disparity = disparity.as_standard_layout().into_owned();
+    }
+    // Flat indices: one division per visited pixel (for its border tests), none per neighbour.
+    let values = disparity.as_slice_mut().expect("standard layout, ensured above");
     let mut label = vec![u32::MAX; h * w];
     let mut stack = Vec::new();
     let mut region = Vec::new();
     let mut removed = 0;
     for start in 0..h * w {
-        if label[start] != u32::MAX || !disparity[(start / w, start % w)].is_finite() {
+        if label[start] != u32::MAX || !values[start].is_finite() {
             continue;
         }
         region.clear();
@@ -79,9 +84,9 @@ pub fn remove_small_regions(disparity: &mut Array2<f32>, min_pixels: usize, max_
         while let Some(p) = stack.pop() {
             region.push(p);
             let (y, x) = (p / w, p % w);
-            let v = disparity[(y, x)];
+            let v = values[p];
             let mut visit = |q: usize| {
-                let u = disparity[(q / w, q % w)];
+                let u = values[q];
                 if label[q] == u32::MAX && u.is_finite() && (u - v).abs() <= max_step_px {
                     label[q] = start as u32;
                     stack.push(q);
@@ -102,7 +107,7 @@ pub fn remove_small_regions(disparity: &mut Array2<f32>, min_pixels: usize, max_
         }
         if region.len() < min_pixels {
             for &p in &region {
-                disparity[(p / w, p % w)] = f32::NAN;
+                values[p] = f32::NAN;
             }
             removed += region.len();
         }
