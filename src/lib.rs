@@ -21,6 +21,11 @@
 //! - [`mmvii`]: MicMac's external cost-cube command (`MMVII DM4FillCubeCost`).
 #![deny(missing_docs)]
 
+// First: the macro is used by the modules below.
+#[macro_use]
+mod simd;
+
+mod buffer;
 pub mod cost;
 pub mod disparity;
 pub mod error;

@@ -32,7 +32,7 @@ pub(crate) fn split_rows<'a, T>(
 
 /// Computes every entry of `intervals` with `backend`, in parallel over blocks of rows.
 pub fn fill_volume(backend: &dyn PairCosts, intervals: &Intervals) -> Result<Vec<u16>> {
-    let mut costs = vec![0u16; intervals.total()];
+    let mut costs = crate::buffer::zeroed_u16(intervals.total());
     let threads = rayon::current_num_threads().max(1);
     let rows_per_block = (intervals.height() / (threads * 8)).clamp(1, 64);
     split_rows(&mut costs, intervals, rows_per_block)

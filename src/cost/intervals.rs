@@ -12,6 +12,8 @@ pub struct Intervals {
     len: Vec<u32>,
     /// `offset[p]` is where pixel `p`'s costs start; `offset[w·h]` is the total.
     offset: Vec<usize>,
+    /// `(d_min, len)` when every pixel has this same interval.
+    common: Option<(i32, usize)>,
 }
 
 impl Intervals {
@@ -57,7 +59,17 @@ impl Intervals {
             total += l as usize;
             offset.push(total);
         }
-        Intervals { width, height, d_min, len, offset }
+        let common = match (d_min.first(), len.first()) {
+            (Some(&d), Some(&l)) if d_min.iter().all(|&v| v == d) && len.iter().all(|&v| v == l) => Some((d, l as usize)),
+            _ => None,
+        };
+        Intervals { width, height, d_min, len, offset, common }
+    }
+
+    /// `(d_min, len)` when every pixel searches the same interval (then pixel `p`'s costs are
+    /// at `p · len`), `None` otherwise or for an empty grid.
+    pub fn common(&self) -> Option<(i32, usize)> {
+        self.common
     }
 
     /// Grid width.

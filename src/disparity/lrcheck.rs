@@ -24,23 +24,16 @@ pub fn left_right_check(
         .into_par_iter()
         .enumerate()
         .map(|(y, mut row)| {
-            let mut best_right = vec![(u16::MAX, 0i32); right_width];
-            for x in 0..w {
-                let d0 = intervals.d_min(x, y);
-                for (k, &s) in aggregated[intervals.entries(x, y)].iter().enumerate() {
-                    let d = d0 + k as i32;
-                    let xr = x as i64 - d as i64;
-                    if (0..right_width as i64).contains(&xr) && s < best_right[xr as usize].0 {
-                        best_right[xr as usize] = (s, d);
-                    }
-                }
-            }
+            let best_right = dispatch!(
+                best_right_avx2(intervals, aggregated, y, right_width),
+                best_right_row(intervals, aggregated, y, right_width)
+            );
             let mut rejected = 0;
             for x in 0..w {
                 let d = winner[(y, x)];
                 let xr = x as i64 - d as i64;
                 let consistent = (0..right_width as i64).contains(&xr)
-                    && ((best_right[xr as usize].1 - d).abs() as f32) <= tolerance_px;
+                    && ((best_right[xr as usize] - d).abs() as f32) <= tolerance_px;
                 if !consistent && row[x].is_finite() {
                     row[x] = f32::NAN;
                     rejected += 1;
@@ -49,4 +42,72 @@ pub fn left_right_check(
             rejected
         })
         .sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn best_right_avx2(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<i32> {
+    best_right_row(intervals, aggregated, y, right_width)
+}
+
+/// For each right pixel of row `y`, the disparity of its lowest aggregated cost (the smallest
+/// disparity among equals; 0 where no left pixel sees it below `u16::MAX`). Each right pixel
+/// keeps the minimum of `cost · 2^32 + (d − i32::MIN)`: the lowest cost, then the smallest
+/// disparity, in one `min` without branches. Pixel `x`'s candidates walk the right row
+/// backwards, so they are zipped with a reversed slice of these keys.
+#[inline(always)]
+fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<i32> {
+    const NONE: i64 = (u16::MAX as i64) << 32;
+    let mut best = vec![NONE; right_width];
+    for x in 0..intervals.width() {
+        let inside = intervals.inside_right(x, y, right_width);
+        if inside.is_empty() {
+            continue;
+        }
+        let d_min = intervals.d_min(x, y);
+        let costs = &aggregated[intervals.entries(x, y)][inside.clone()];
+        // Right pixels of candidates inside.end − 1 down to inside.start, ascending.
+        let first_xr = x as i64 - d_min as i64;
+        let right = (first_xr + 1 - inside.end as i64) as usize..(first_xr + 1 - inside.start as i64) as usize;
+        let d_first = d_min as i64 + inside.start as i64 - i32::MIN as i64;
+        for ((&s, d), b) in costs.iter().zip(d_first..).zip(best[right].iter_mut().rev()) {
+            *b = (*b).min((s as i64) << 32 | d);
+        }
+    }
+    best.iter().map(|&b| if b >= NONE { 0 } else { ((b & 0xffff_ffff) + i32::MIN as i64) as i32 }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_right_row;
+    use crate::cost::Intervals;
+
+    #[test]
+    fn best_right_matches_a_direct_scan_with_ties_and_intervals_outside_the_image() {
+        let mut state = 12345u64;
+        let mut next = |m: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let (w, h, right_width) = (40, 3, 33);
+        let lo: Vec<i32> = (0..w * h).map(|_| next(50) as i32 - 10).collect();
+        let hi: Vec<i32> = lo.iter().map(|&l| l + next(12) as i32).collect();
+        let iv = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
+        // Few distinct values, so ties are frequent; some entries at u16::MAX.
+        let aggregated: Vec<u16> = (0..iv.total()).map(|_| [3, 5, 8, u16::MAX][next(4) as usize]).collect();
+        for y in 0..h {
+            let mut expected = vec![(u16::MAX, 0i32); right_width];
+            for x in 0..w {
+                for (k, &s) in aggregated[iv.entries(x, y)].iter().enumerate() {
+                    let d = iv.d_min(x, y) + k as i32;
+                    let xr = x as i64 - d as i64;
+                    if (0..right_width as i64).contains(&xr) && s < expected[xr as usize].0 {
+                        expected[xr as usize] = (s, d);
+                    }
+                }
+            }
+            let expected: Vec<i32> = expected.iter().map(|e| e.1).collect();
+            assert_eq!(best_right_row(&iv, &aggregated, y, right_width), expected, "row {y}");
+        }
+    }
 }

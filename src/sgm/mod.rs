@@ -8,8 +8,15 @@
 //!   `max(1, round(max_slope · step length))`. As MicMac sums forward + backward − cost per
 //!   line, the result is `Σ L_r − (n_dirs / 2) · C`.
 //!
-//! How the work is organised, and why: the two horizontal directions depend only on the previous
-//! pixel of the same row, so every row is an independent task. All other directions depend only
+//! Two implementations, one result (both are tested against [`reference`](mod@reference)):
+//! - **the same interval everywhere** (single-level matching, the coarsest pyramid level: the
+//!   largest volumes): the `fused` module, two passes of half the directions each (OpenCV's
+//!   `MODE_HH` scheme), run concurrently, reading the volume twice in all;
+//! - **per-pixel intervals**: the general path below, which aligns each previous pixel's
+//!   interval on the current one's.
+//!
+//! How the general path is organised, and why: the two horizontal directions depend only on the
+//! previous pixel of the same row, so every row is an independent task. All other directions depend only
 //! on earlier rows (one or two back), so one top-to-bottom sweep serves every "downward"
 //! direction at once and one bottom-to-top sweep every "upward" one; within a row the pixels are
 //! independent and are split into chunks run in parallel. Path costs live in small per-row ring
@@ -20,6 +27,7 @@
 //! Path costs are u16 with saturating arithmetic; a label whose path cost saturates counts as
 //! unreachable. A path that cannot reach any label of the next pixel restarts there.
 
+mod fused;
 mod kernel;
 pub mod lines;
 pub mod reference;
@@ -30,27 +38,6 @@ use crate::error::{Error, Result};
 use kernel::{step, Previous, StepPenalty};
 use ndarray::Array2;
 use rayon::prelude::*;
-
-/// Calls the AVX2 build of a worker when the CPU has AVX2, the portable build otherwise.
-/// The workers are the same source compiled twice (`#[inline(always)]` body, `target_feature`
-/// wrapper), so the compiler vectorises the u16 min / saturating-add loops with 16 lanes.
-macro_rules! dispatch {
-    ($avx2:expr, $portable:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { $avx2 }
-            } else {
-                $portable
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $portable
-        }
-    }};
-}
 
 /// The transition model, in units of the matching cost (1.0 = the worst match).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -158,20 +145,23 @@ impl Resolved {
         matches!(self.penalty, Penalty::Classic { p2_adapt: Some(_), .. })
     }
 
+    /// The classical `P2` of a step between pixels of grey values `grey_p` and `grey_q`.
+    #[inline]
+    fn p2_between(&self, grey_p: f32, grey_q: f32) -> u16 {
+        match self.penalty {
+            Penalty::Classic { p2_adapt: Some(tau), .. } => {
+                let scaled = self.p2 as f32 * tau / (tau + (grey_p - grey_q).abs());
+                (scaled.round() as u16).max(self.p1)
+            }
+            _ => self.p2,
+        }
+    }
+
     /// The penalty of the step from `q` to `p` along `(dx, dy)`, given their grey values.
     #[inline]
     fn at(&self, dx: i32, dy: i32, grey_p: f32, grey_q: f32) -> StepPenalty {
         match self.penalty {
-            Penalty::Classic { p2_adapt, .. } => {
-                let p2 = match p2_adapt {
-                    Some(tau) => {
-                        let scaled = self.p2 as f32 * tau / (tau + (grey_p - grey_q).abs());
-                        (scaled.round() as u16).max(self.p1)
-                    }
-                    None => self.p2,
-                };
-                StepPenalty::Classic { p1: self.p1, p2 }
-            }
+            Penalty::Classic { .. } => StepPenalty::Classic { p1: self.p1, p2: self.p2_between(grey_p, grey_q) },
             Penalty::Linear { max_slope, .. } => {
                 let length = ((dx * dx + dy * dy) as f32).sqrt();
                 let max_jump = ((max_slope * length).round() as usize).max(1);
@@ -197,13 +187,18 @@ pub fn aggregate(volume: &CostVolume, guide: &Array2<f32>, params: &SgmParams) -
     }
     let penalty = Resolved::new(params.penalty);
     let dirs = directions(params.directions);
-    let mut sum = vec![0u16; iv.total()];
-    let ctx = Context { iv, costs: &volume.costs, guide, penalty };
-    ctx.horizontal(&mut sum);
-    let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();
-    let up: Vec<_> = dirs.iter().copied().filter(|d| d.1 < 0).collect();
-    ctx.row_sweep(&down, &mut sum);
-    ctx.row_sweep(&up, &mut sum);
+    let mut sum = crate::buffer::zeroed_u16(iv.total());
+    if let Some((_, n)) = iv.common() {
+        let uniform = fused::Uniform { costs: &volume.costs, width: iv.width(), height: iv.height(), n, guide, penalty };
+        uniform.aggregate(&dirs, &mut sum);
+    } else {
+        let ctx = Context { iv, costs: &volume.costs, guide, penalty };
+        ctx.horizontal(&mut sum);
+        let down: Vec<_> = dirs.iter().copied().filter(|d| d.1 > 0).collect();
+        let up: Vec<_> = dirs.iter().copied().filter(|d| d.1 < 0).collect();
+        ctx.row_sweep(&down, &mut sum);
+        ctx.row_sweep(&up, &mut sum);
+    }
     if let Penalty::Linear { .. } = params.penalty {
         let half = (dirs.len() / 2) as u16;
         sum.par_iter_mut().zip(volume.costs.par_iter()).for_each(|(s, &c)| *s = s.saturating_sub(c.saturating_mul(half)));
@@ -234,7 +229,7 @@ impl Context<'_> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u16]) {
         self.horizontal_row(y, row_sum)
     }
@@ -337,7 +332,7 @@ impl Context<'_> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     fn row_chunk_avx2(&self, y: usize, dirs: &[(i32, i32)], rings: &[Vec<RowPaths>], task: &mut Task<'_>) {
         self.row_chunk(y, dirs, rings, task)
     }

@@ -3,7 +3,8 @@
 use super::{LevelPair, PairCosts, Similarity};
 use crate::cost::{Intervals, COST_ONE};
 use crate::error::{Error, Result};
-use ndarray::Array2;
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, Axis};
 use std::ops::Range;
 
 /// Census similarity: each pixel becomes the bit string "neighbour darker than centre" over a
@@ -31,7 +32,7 @@ impl Census {
     }
 
     /// Census codes of every pixel (image edges replicated), computed offset by offset over
-    /// whole rows so that the inner loop is a plain vectorisable pass.
+    /// whole rows so that the inner loop is a plain vectorisable pass; rows in parallel.
     fn transform(&self, image: &Array2<f32>) -> Array2<u64> {
         let (h, w) = image.dim();
         let (rx, ry) = (self.width / 2, self.height / 2);
@@ -39,22 +40,35 @@ impl Census {
             image[(y.saturating_sub(ry).min(h - 1), x.saturating_sub(rx).min(w - 1))]
         });
         let mut codes = Array2::<u64>::zeros((h, w));
-        for y in 0..h {
-            let centre = &padded.row(y + ry).to_slice().expect("standard layout")[rx..rx + w];
-            let out = codes.row_mut(y).into_slice().expect("standard layout");
-            for dy in 0..self.height {
-                let row = padded.row(y + dy).to_slice().expect("standard layout");
-                for dx in 0..self.width {
-                    if dx == rx && dy == ry {
-                        continue;
-                    }
-                    for ((code, &c), &v) in out.iter_mut().zip(centre).zip(&row[dx..dx + w]) {
-                        *code = (*code << 1) | u64::from(v < c);
-                    }
+        codes.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(y, mut out)| {
+            let out = out.as_slice_mut().expect("standard layout");
+            dispatch!(self.transform_row_avx2(&padded, y, out), self.transform_row(&padded, y, out))
+        });
+        codes
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn transform_row_avx2(&self, padded: &Array2<f32>, y: usize, out: &mut [u64]) {
+        self.transform_row(padded, y, out)
+    }
+
+    /// Codes of row `y` from the edge-padded image.
+    #[inline(always)]
+    fn transform_row(&self, padded: &Array2<f32>, y: usize, out: &mut [u64]) {
+        let (rx, ry, w) = (self.width / 2, self.height / 2, out.len());
+        let centre = &padded.row(y + ry).to_slice().expect("standard layout")[rx..rx + w];
+        for dy in 0..self.height {
+            let row = padded.row(y + dy).to_slice().expect("standard layout");
+            for dx in 0..self.width {
+                if dx == rx && dy == ry {
+                    continue;
+                }
+                for ((code, &c), &v) in out.iter_mut().zip(centre).zip(&row[dx..dx + w]) {
+                    *code = (*code << 1) | u64::from(v < c);
                 }
             }
         }
-        codes
     }
 }
 
@@ -81,24 +95,43 @@ struct CensusCodes {
 
 impl PairCosts for CensusCodes {
     fn fill_rows(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) -> Result<()> {
+        dispatch!(self.fill_rows_avx2(rows.clone(), intervals, out), self.fill_rows_portable(rows, intervals, out));
+        Ok(())
+    }
+}
+
+impl CensusCodes {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn fill_rows_avx2(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) {
+        self.fill_rows_portable(rows, intervals, out)
+    }
+
+    /// The costs of `rows`. Candidate `k` of pixel `x` is right pixel `x − d_min − k`: a pixel's
+    /// candidates walk the right row backwards, so the inner loop zips them with a reversed
+    /// slice of the right codes (contiguous loads, vectorised XOR and bit count).
+    #[inline(always)]
+    fn fill_rows_portable(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) {
         let base = intervals.row_entries(rows.start).start;
         for y in rows {
             let right_row = self.right.row(y).to_slice().expect("standard layout");
-            for x in 0..intervals.width() {
-                let code = self.left[(y, x)];
+            let left_row = self.left.row(y).to_slice().expect("standard layout");
+            for (x, &code) in left_row.iter().enumerate() {
                 let range = intervals.entries(x, y);
                 let pixel = &mut out[range.start - base..range.end - base];
                 let inside = intervals.inside_right(x, y, right_row.len());
                 pixel[..inside.start].fill(COST_ONE);
                 pixel[inside.end..].fill(COST_ONE);
+                if inside.is_empty() {
+                    continue;
+                }
+                // Right pixels of candidates inside.end − 1 down to inside.start, ascending.
                 let first_xr = x as i64 - intervals.d_min(x, y) as i64;
-                for (k, c) in pixel[inside.clone()].iter_mut().enumerate() {
-                    let xr = (first_xr - (inside.start + k) as i64) as usize;
-                    let distance = (code ^ right_row[xr]).count_ones();
-                    *c = ((distance * self.scale_q16) >> 16) as u16;
+                let right = &right_row[(first_xr + 1 - inside.end as i64) as usize..(first_xr + 1 - inside.start as i64) as usize];
+                for (c, &r) in pixel[inside].iter_mut().zip(right.iter().rev()) {
+                    *c = (((code ^ r).count_ones() * self.scale_q16) >> 16) as u16;
                 }
             }
         }
-        Ok(())
     }
 }

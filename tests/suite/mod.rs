@@ -1,3 +1,4 @@
+mod census;
 mod cli;
 mod engine_xml;
 mod eval;

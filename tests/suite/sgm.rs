@@ -59,6 +59,53 @@ fn sgm_matches_reference_on_wide_rows_split_in_parallel_chunks() {
 }
 
 #[test]
+fn sgm_matches_reference_when_every_pixel_has_the_same_interval() {
+    // The same interval everywhere takes the fused two-pass path (the tests above, with
+    // per-pixel intervals, the general one): it must give the reference's result for both
+    // models, every direction count, sizes down to one pixel and costs reaching the saturation.
+    let mut rng = Rng::new(13);
+    for case in 0..16 {
+        let (w, h) = (rng.range(1, 40) as usize, rng.range(1, 12) as usize);
+        let d_min = rng.range(-5, 5) as i32;
+        let len = rng.range(1, 40) as i32;
+        let intervals = Intervals::uniform(w, h, d_min, d_min + len - 1).unwrap();
+        let top = if case % 4 == 3 { 20_000 } else { COST_ONE as i64 };
+        let costs = (0..intervals.total()).map(|_| rng.range(0, top) as u16).collect();
+        let volume = CostVolume { intervals, costs };
+        let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
+        for directions in [4, 8, 16] {
+            for penalty in penalties() {
+                let params = SgmParams { directions, penalty };
+                let fast = aggregate(&volume, &guide, &params).unwrap();
+                let slow = aggregate_reference(&volume, &guide, &params);
+                assert_eq!(fast, slow, "case {case}: {w}×{h}×{len}, {directions} directions, {penalty:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sgm_falls_back_to_the_general_path_when_one_pixel_differs() {
+    // One pixel with a narrower interval: not the same interval everywhere any more.
+    let mut rng = Rng::new(17);
+    let (w, h) = (23, 9);
+    let mut lo = vec![-3; w * h];
+    let hi = vec![12; w * h];
+    lo[5 * w + 11] = 4;
+    let intervals = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
+    assert_eq!(intervals.common(), None);
+    let costs = (0..intervals.total()).map(|_| rng.range(0, COST_ONE as i64) as u16).collect();
+    let volume = CostVolume { intervals, costs };
+    let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
+    for directions in [4, 8, 16] {
+        for penalty in penalties() {
+            let params = SgmParams { directions, penalty };
+            assert_eq!(aggregate(&volume, &guide, &params).unwrap(), aggregate_reference(&volume, &guide, &params));
+        }
+    }
+}
+
+#[test]
 fn sgm_with_uniform_costs_keeps_them_uniform() {
     let intervals = Intervals::uniform(9, 7, -2, 5).unwrap();
     let volume = CostVolume { costs: vec![100; intervals.total()], intervals };
