@@ -134,3 +134,27 @@ pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::M
         tiles: None,
     }
 }
+
+/// Checks every file of `dir` (each starting with `<!-- expect: MESSAGE -->`): `load` must fail
+/// with an error that contains MESSAGE and names the file. Returns the number of files.
+pub fn check_invalid_files<T>(dir: &std::path::Path, load: impl Fn(&std::path::Path) -> deepsim::Result<T>) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("<!-- expect: "))
+            .and_then(|l| l.strip_suffix(" -->"))
+            .unwrap_or_else(|| panic!("{}: first line must be <!-- expect: … -->", path.display()));
+        let err = match load(&path) {
+            Ok(_) => panic!("{} must fail", path.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(expected), "{}: expected '{expected}' in: {err}", path.display());
+        assert!(err.contains(path.to_str().unwrap()), "{}: the message names the file: {err}", path.display());
+        count += 1;
+    }
+    count
+}

@@ -29,21 +29,7 @@ fn the_example_file_reads_with_its_steps_and_paths() {
 
 #[test]
 fn every_invalid_engine_file_gives_its_own_error() {
-    let mut count = 0;
-    for entry in std::fs::read_dir(repo("xml/invalid-engine")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let expected = text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("<!-- expect: "))
-            .and_then(|l| l.strip_suffix(" -->"))
-            .unwrap_or_else(|| panic!("{}: first line must be <!-- expect: … -->", path.display()));
-        let err = EngineFile::load(&path).expect_err(&format!("{} must fail", path.display())).to_string();
-        assert!(err.contains(expected), "{}: expected '{expected}' in: {err}", path.display());
-        assert!(err.contains(path.to_str().unwrap()), "{}: the message names the file: {err}", path.display());
-        count += 1;
-    }
+    let count = crate::common::check_invalid_files(&repo("xml/invalid-engine"), EngineFile::load);
     assert!(count >= 9, "{count} invalid files");
 }
 
