@@ -29,7 +29,7 @@ pub enum Command {
     ///
     /// Also runs a MicMac parameter file as `mm3d MICMAC` would:
     /// `deepsim match CONFIG.xml +Im1=Epip1.tif +Im2=Epip2.tif +DirMEC=OUT` (see docs/micmac.md).
-    Match(MatchArgs),
+    Match(Box<MatchArgs>),
     /// Compare a disparity map with ground truth (bad-0.5/1/2/4, EPE, density).
     Eval(EvalArgs),
     /// Check a model bundle against the model contract and run it once on a small image.

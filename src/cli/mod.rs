@@ -20,7 +20,7 @@ pub fn run() -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()?;
     }
     match cli.command {
-        args::Command::Match(a) => match_cmd::run(a, cli.quiet),
+        args::Command::Match(a) => match_cmd::run(*a, cli.quiet),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::CheckModel(a) => check_model_cmd::run(a),
         args::Command::Synth(a) => synth_cmd::run(a, cli.quiet),
