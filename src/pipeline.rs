@@ -12,6 +12,7 @@ use crate::similarity::{LevelPair, Similarity};
 use crate::tiles::{tiles, Region, Tile, TileParams};
 use ndarray::{s, Array2};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// A stereo pair ready for matching: grey values in [0, 1] and validity masks.
@@ -552,13 +553,18 @@ fn match_tile(
     let shift = region.x0 as i32 - xr0 as i32;
     lo.iter_mut().chain(hi.iter_mut()).for_each(|d| *d -= shift);
     let intervals = Intervals::from_bounds(region.width(), region.height(), &lo, &hi)?;
-    let left_rows = s![region.y0..region.y1, region.x0..region.x1];
-    let right_rows = s![region.y0..region.y1, xr0..xr1];
-    let crop = Pair {
-        left: images.left.slice(left_rows).to_owned(),
-        right: images.right.slice(right_rows).to_owned(),
-        left_valid: images.left_valid.slice(left_rows).to_owned(),
-        right_valid: images.right_valid.slice(right_rows).to_owned(),
+    // A tile covering the whole level matches the level's images as they are (no copy).
+    let crop = if region == Region::full(w, h) {
+        Cow::Borrowed(images)
+    } else {
+        let left_rows = s![region.y0..region.y1, region.x0..region.x1];
+        let right_rows = s![region.y0..region.y1, xr0..xr1];
+        Cow::Owned(Pair {
+            left: images.left.slice(left_rows).to_owned(),
+            right: images.right.slice(right_rows).to_owned(),
+            left_valid: images.left_valid.slice(left_rows).to_owned(),
+            right_valid: images.right_valid.slice(right_rows).to_owned(),
+        })
     };
     let level_pair = LevelPair { left: &crop.left, right: &crop.right, left_valid: &crop.left_valid, right_valid: &crop.right_valid };
 
