@@ -15,7 +15,7 @@ use crate::pyramid::Propagation;
 use crate::runtime::Device;
 use crate::sgm::lines::{LineParams, MaskLabel};
 use crate::sgm::{Penalty, SgmParams};
-use crate::similarity::Head;
+use crate::similarity::{parse_window, Head};
 use crate::tiles::TileParams;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -276,7 +276,7 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
         "Census" => {
             sim.only(&["Window"])?;
             let spec = sim.child("Window").map(|w| w.text().to_string()).unwrap_or_else(|| "7x7".into());
-            let (width, height) = window(&spec).ok_or_else(|| sim.error(format!("window '{spec}': expected WxH or N, e.g. 7x7")))?;
+            let (width, height) = parse_window(&spec).ok_or_else(|| sim.error(format!("window '{spec}': expected WxH or N, e.g. 7x7")))?;
             BackendChoice::Census { width, height }
         }
         "Ncc" => {
@@ -346,12 +346,4 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
             dilate_plani_px: s.opt("DilatePlani", "a number of pixels")?.unwrap_or(2),
         },
     })
-}
-
-/// "WxH" or "N".
-fn window(spec: &str) -> Option<(usize, usize)> {
-    match spec.split_once(['x', 'X']) {
-        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
-        None => spec.trim().parse().ok().map(|n| (n, n)),
-    }
 }

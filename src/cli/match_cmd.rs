@@ -11,7 +11,7 @@ use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
 use deepsim::plugin::PluginSimilarity;
-use deepsim::similarity::{Census, Head, Learned, Ncc, Similarity, Tiling};
+use deepsim::similarity::{parse_window, Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
 use deepsim::runtime::Runtime;
 use super::args::RuntimeKind;
@@ -173,7 +173,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
 }
 
 /// A plugin backend, and its description for the report.
-fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
+pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let plugin = PluginSimilarity::new(path, options)?;
     let lib = plugin.library();
     if !quiet {
@@ -384,20 +384,8 @@ fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<Match
     })
 }
 
-/// Parses "WxH" or "N" into (width, height).
-fn parse_window(spec: &str) -> anyhow::Result<(usize, usize)> {
-    let parse = |s: &str| s.trim().parse::<usize>().with_context(|| format!("--window '{spec}': expected N or WxH, e.g. 7 or 9x7"));
-    match spec.split_once(['x', 'X']) {
-        Some((a, b)) => Ok((parse(a)?, parse(b)?)),
-        None => {
-            let n = parse(spec)?;
-            Ok((n, n))
-        }
-    }
-}
-
 pub fn build_similarity(kind: SimilarityKind, window: &str) -> anyhow::Result<Box<dyn Similarity>> {
-    let (w, h) = parse_window(window)?;
+    let (w, h) = parse_window(window).with_context(|| format!("--window '{window}': expected N or WxH, e.g. 7 or 9x7"))?;
     Ok(match kind {
         SimilarityKind::Census => Box::new(Census::new(w, h)?),
         SimilarityKind::Ncc => {

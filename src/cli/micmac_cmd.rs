@@ -5,14 +5,13 @@
 //! directory, as MicMac's `<WorkDir> ThisDir` means.
 
 use super::args::MatchArgs;
-use super::match_cmd::{build_pair, density, describe, prepare_output_dir, write_report};
+use super::match_cmd::{build_pair, build_plugin, density, describe, prepare_output_dir, write_report};
 use super::match_cmd::{CONFIDENCE_FILE, DISPARITY_FILE, PREVIEW_FILE, REPORT_FILE};
 use super::progress::Bar;
 use anyhow::{bail, Context};
 use deepsim::io::{read_geotags, read_image, write_preview_png, write_tiff_f32_geo, write_tiff_u8_geo, GeoTags, OutputSet, ReadOptions};
 use deepsim::micmac::{resolve_model, BackendSpec, MaskRule, MicmacFile, MicmacPlan};
 use deepsim::model::ModelBundle;
-use deepsim::plugin::PluginSimilarity;
 use deepsim::pipeline;
 use deepsim::similarity::{Head, Learned, Ncc, Similarity, Tiling};
 use ndarray::Array2;
@@ -57,14 +56,7 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     for spec in &plan.backends {
         backends.push(match spec {
             BackendSpec::Ncc { window } => Box::new(Ncc::new(*window)?),
-            BackendSpec::Plugin { path, options } => {
-                let plugin = PluginSimilarity::new(&work_dir.join(path), options)?;
-                if !quiet {
-                    let lib = plugin.library();
-                    eprintln!("deepsim: plugin {} from {} (ABI {})", lib.name(), lib.path().display(), lib.abi_version());
-                }
-                Box::new(plugin)
-            }
+            BackendSpec::Plugin { path, options } => build_plugin(&work_dir.join(path), options, quiet)?.0,
             BackendSpec::Learned { params, mlp } => {
                 let dir = resolve_model(params, &work_dir, args.models.as_deref())?;
                 let bundle = ModelBundle::open(&dir)?;

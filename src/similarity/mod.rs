@@ -24,6 +24,14 @@ use crate::error::Result;
 use ndarray::Array2;
 use std::ops::Range;
 
+/// A window size written "WxH" (width × height) or "N" (square); `None` when malformed.
+pub fn parse_window(spec: &str) -> Option<(usize, usize)> {
+    match spec.split_once(['x', 'X']) {
+        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+        None => spec.trim().parse().ok().map(|n| (n, n)),
+    }
+}
+
 /// One pyramid level of an image pair, grey values in [0, 1].
 #[derive(Debug, Clone, Copy)]
 pub struct LevelPair<'a> {
