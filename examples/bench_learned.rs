@@ -4,9 +4,11 @@
 //! `cargo run --release --example bench_learned -- BUNDLE [BUNDLE ...]`
 //! (ONNX Runtime rows need ORT_DYLIB_PATH or python3's onnxruntime; bench/learned.sh sets it.)
 
+#[path = "common/mod.rs"]
+mod common;
+
 use deepsim::cost::{fill_volume, Intervals};
 use deepsim::model::ModelBundle;
-use deepsim::runtime::{Runtime, Tract};
 use deepsim::similarity::{Head, Learned, LevelPair, Similarity, Tiling};
 use ndarray::Array2;
 use std::path::PathBuf;
@@ -17,21 +19,6 @@ fn texture(w: usize, h: usize, seed: u32) -> Array2<f32> {
         let v = (x as u32 / 2).wrapping_mul(2654435761) ^ (y as u32 / 2).wrapping_mul(40503) ^ seed;
         (v.wrapping_mul(2246822519) >> 8) as f32 / (1u32 << 24) as f32
     })
-}
-
-fn runtimes() -> Vec<Box<dyn Runtime>> {
-    let mut list: Vec<Box<dyn Runtime>> = vec![Box::new(Tract)];
-    #[cfg(feature = "ort")]
-    match deepsim::runtime::Ort::new(deepsim::runtime::OrtOptions {
-        device: deepsim::runtime::Device::Cpu,
-        device_id: 0,
-        trt_cache: None,
-        trt_fp16: false,
-    }) {
-        Ok(ort) => list.push(Box::new(ort)),
-        Err(e) => eprintln!("ONNX Runtime not measured: {e}"),
-    }
-    list
 }
 
 fn main() -> deepsim::Result<()> {
@@ -51,7 +38,7 @@ fn main() -> deepsim::Result<()> {
     println!("{:<16} {:<9} {:>14} {:>18} {:>18}", "model", "runtime", "features s/MP", "cosine Mcand/s", "mlp Mcand/s");
     for dir in &bundles {
         let bundle = ModelBundle::open(dir)?;
-        for runtime in runtimes() {
+        for runtime in common::runtimes() {
             let mut row = format!("{:<16} {:<9}", bundle.features.arch, runtime.name());
             let cosine = Learned::new(&bundle, runtime.as_ref(), Some(Head::Cosine), Tiling::default())?;
             cosine.embed(&left)?; // warm-up: builds the plan for this size

@@ -9,9 +9,11 @@
 //! more per candidate). Threads: rayon's default (all cores) unless RAYON_NUM_THREADS is set.
 //! ONNX Runtime rows need ORT_DYLIB_PATH or python3's onnxruntime.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use deepsim::mmvii::{fill_learned, Crop, FeatureMap, Geometry, Layers};
 use deepsim::model::ModelBundle;
-use deepsim::runtime::{Runtime, Tract};
 use deepsim::similarity::{Head, Learned, Tiling};
 use ndarray::{Array2, Array3};
 use std::path::PathBuf;
@@ -56,21 +58,6 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> deepsim::Result<T>) -> deepsim::R
     }
     eprintln!("    (wall {:.3} s, CPU {:.2} s over {} thread(s))", best.0, best.1, rayon::current_num_threads());
     Ok((best.0, last.expect("n ≥ 1")))
-}
-
-fn runtimes() -> Vec<Box<dyn Runtime>> {
-    let mut list: Vec<Box<dyn Runtime>> = vec![Box::new(Tract)];
-    #[cfg(feature = "ort")]
-    match deepsim::runtime::Ort::new(deepsim::runtime::OrtOptions {
-        device: deepsim::runtime::Device::Cpu,
-        device_id: 0,
-        trt_cache: None,
-        trt_fp16: false,
-    }) {
-        Ok(ort) => list.push(Box::new(ort)),
-        Err(e) => eprintln!("ONNX Runtime not measured: {e}"),
-    }
-    list
 }
 
 fn main() -> deepsim::Result<()> {
@@ -125,7 +112,7 @@ fn main() -> deepsim::Result<()> {
         (FeatureMap::from_raw(f1, &v1), FeatureMap::from_raw(f2, &v2))
     };
     let (i1, i2) = (texture(w1, h, 5), texture(w2, h, 6));
-    for runtime in runtimes() {
+    for runtime in common::runtimes() {
         let model = Learned::new(&bundle, runtime.as_ref(), Some(Head::Mlp), Tiling { tile_px: 512, margin_px: 128 })?;
         let net = model.decision_net();
         let (s, _) = best_of(1, || fill_learned(&sub, &geo(1.0), &mlp_maps.0, &mlp_maps.1, Head::Mlp, net))?;
