@@ -97,6 +97,9 @@ pub struct EngineFile {
     pub nodata: Option<f32>,
     /// `<Output>`.
     pub out: PathBuf,
+    /// `<Scratch>`: where whole-level rasters go when they pass the memory budget (default: the
+    /// output folder).
+    pub scratch: Option<PathBuf>,
     /// `<Runtime>`.
     pub runtime: RuntimeSpec,
     /// The distinct similarities; `config.steps[i].similarity` indexes this list.
@@ -189,7 +192,7 @@ impl EngineFile {
         let r = Node { element: &root, at: ROOT.into(), file: path };
         r.only(&[
             "Left", "Right", "LeftMask", "RightMask", "NoData", "Output", "DisparityMin", "DisparityMax", "Runtime", "Tiles",
-            "Step", "SubPixel", "LrCheck", "Median", "MinRegion", "Fill",
+            "MemoryBudget", "Scratch", "Step", "SubPixel", "LrCheck", "Median", "MinRegion", "Fill",
         ])?;
         let runtime = read_runtime(&r, &rel)?;
         let tiles = match r.child("Tiles") {
@@ -224,6 +227,12 @@ impl EngineFile {
             },
             keep_steps: false,
             tiles,
+            memory_budget: match r.child("MemoryBudget") {
+                None => Some(crate::pipeline::default_budget()),
+                Some(b) => Some(crate::pipeline::parse_size(b.text()).ok_or_else(|| {
+                    b.error(format!("'{}' is not a memory size (e.g. 4G, 512M)", b.text()))
+                })?),
+            },
         };
         Ok(EngineFile {
             path: path.to_path_buf(),
@@ -233,6 +242,7 @@ impl EngineFile {
             right_mask: r.child("RightMask").map(|c| rel(c.text())),
             nodata: r.opt("NoData", "a number")?,
             out: rel(r.required("Output")?.text()),
+            scratch: r.child("Scratch").map(|c| rel(c.text())),
             runtime,
             backends,
             config,

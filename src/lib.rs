@@ -13,6 +13,7 @@
 //! - [`plugin`]: similarity measures loaded at run time from shared libraries (a C ABI);
 //! - [`cost`]: the cost volume with per-pixel disparity intervals;
 //! - [`sgm`]: the semi-global regulariser (classical P1/P2 and MicMac's linear model);
+//! - [`grid`]: whole-level rasters in memory or in scratch files (bounded memory);
 //! - [`pyramid`]: image reduction and interval propagation between levels;
 //! - [`disparity`]: winner-take-all, sub-pixel, left-right check, filters;
 //! - [`pipeline`]: all of the above in order;
@@ -31,6 +32,7 @@ pub mod disparity;
 pub mod error;
 pub mod engine_xml;
 pub mod eval;
+pub mod grid;
 pub mod io;
 pub mod micmac;
 pub mod mmvii;

@@ -5,7 +5,7 @@
 use crate::cost::Intervals;
 use crate::error::Result;
 use crate::tiles::Region;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 /// Taps of the reduction filter, centred between two pixels (binomial 1 3 3 1).
 const TAPS: [f32; 4] = [1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0];
@@ -13,13 +13,33 @@ const TAPS: [f32; 4] = [1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0];
 /// Halves an image (size rounded up) with a binomial filter normalised over the valid pixels.
 /// A coarse pixel is valid when valid fine pixels carry at least half of its filter weight.
 pub fn reduce(image: &Array2<f32>, valid: &Array2<bool>) -> (Array2<f32>, Array2<bool>) {
-    let (h, w) = image.dim();
-    let (hc, wc) = (h.div_ceil(2), w.div_ceil(2));
+    let h = image.nrows();
+    reduce_rows(image.view(), valid.view(), 0, h, 0..h.div_ceil(2))
+}
+
+/// Input rows [`reduce_rows`] needs for coarse rows `rows` of a level `height` rows high.
+pub fn reduce_source_rows(rows: &std::ops::Range<usize>, height: usize) -> std::ops::Range<usize> {
+    (2 * rows.start).saturating_sub(1)..(2 * rows.end + 1).min(height)
+}
+
+/// Coarse rows `rows` of [`reduce`], from the fine rows `first_row ..` held in `image` and
+/// `valid` (at least [`reduce_source_rows`] of them) of a level `height` rows high: the same
+/// values as reducing the whole level, so a level can be reduced band by band.
+pub fn reduce_rows(
+    image: ArrayView2<f32>,
+    valid: ArrayView2<bool>,
+    first_row: usize,
+    height: usize,
+    rows: std::ops::Range<usize>,
+) -> (Array2<f32>, Array2<bool>) {
+    let w = image.ncols();
+    let wc = w.div_ceil(2);
     let clamp = |v: i64, n: usize| v.clamp(0, n as i64 - 1) as usize;
-    // Horizontal pass: value × weight and weight of valid samples.
-    let mut hv = Array2::<f32>::zeros((h, wc));
-    let mut hw = Array2::<f32>::zeros((h, wc));
-    for y in 0..h {
+    // Horizontal pass over the fine rows held: value × weight and weight of valid samples.
+    let held = image.nrows();
+    let mut hv = Array2::<f32>::zeros((held, wc));
+    let mut hw = Array2::<f32>::zeros((held, wc));
+    for y in 0..held {
         for xc in 0..wc {
             let (mut sv, mut sw) = (0.0, 0.0);
             for (k, t) in TAPS.iter().enumerate() {
@@ -33,18 +53,20 @@ pub fn reduce(image: &Array2<f32>, valid: &Array2<bool>) -> (Array2<f32>, Array2
             hw[(y, xc)] = sw;
         }
     }
-    let mut out = Array2::<f32>::zeros((hc, wc));
-    let mut out_valid = Array2::from_elem((hc, wc), false);
-    for yc in 0..hc {
+    let (first, count) = (rows.start, rows.len());
+    let mut out = Array2::<f32>::zeros((count, wc));
+    let mut out_valid = Array2::from_elem((count, wc), false);
+    for i in 0..count {
+        let yc = first + i;
         for xc in 0..wc {
             let (mut sv, mut sw) = (0.0, 0.0);
             for (k, t) in TAPS.iter().enumerate() {
-                let y = clamp(2 * yc as i64 - 1 + k as i64, h);
+                let y = clamp(2 * yc as i64 - 1 + k as i64, height) - first_row;
                 sv += t * hv[(y, xc)];
                 sw += t * hw[(y, xc)];
             }
-            out[(yc, xc)] = if sw > 0.0 { sv / sw } else { 0.0 };
-            out_valid[(yc, xc)] = sw >= 0.5;
+            out[(i, xc)] = if sw > 0.0 { sv / sw } else { 0.0 };
+            out_valid[(i, xc)] = sw >= 0.5;
         }
     }
     (out, out_valid)
@@ -78,14 +100,57 @@ pub fn propagate(
     factor: usize,
 ) -> Result<Intervals> {
     let region = Region::full(width, height);
-    let (lo, hi) = propagated_bounds(coarse, width, height, propagation, range, factor, region);
+    let (lo, hi) = propagated_bounds(&CoarseWindow::whole(coarse), width, height, propagation, range, factor, region);
     Intervals::from_bounds(width, height, &lo, &hi)
 }
 
+/// The part of a coarser level's disparity map that some finer pixels need.
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseWindow<'a> {
+    /// Disparities of the coarse pixels `x0 ..` × `y0 ..`.
+    pub values: ArrayView2<'a, i32>,
+    /// First coarse column held.
+    pub x0: usize,
+    /// First coarse row held.
+    pub y0: usize,
+    /// Width of the whole coarse level.
+    pub width: usize,
+    /// Height of the whole coarse level.
+    pub height: usize,
+}
+
+impl<'a> CoarseWindow<'a> {
+    /// A whole coarse level.
+    pub fn whole(values: &'a Array2<i32>) -> Self {
+        CoarseWindow { values: values.view(), x0: 0, y0: 0, width: values.ncols(), height: values.nrows() }
+    }
+
+    /// The coarse pixels [`propagated_bounds`] reads for `region` of a `width × height` level,
+    /// from a `coarse_width × coarse_height` level `factor` times smaller.
+    pub fn needed(
+        region: Region,
+        width: usize,
+        height: usize,
+        propagation: Propagation,
+        factor: usize,
+        coarse_width: usize,
+        coarse_height: usize,
+    ) -> Region {
+        let around = region.grow(propagation.dilate_plani_px, width, height);
+        Region {
+            x0: (around.x0 / factor).min(coarse_width - 1),
+            y0: (around.y0 / factor).min(coarse_height - 1),
+            x1: ((around.x1 - 1) / factor).min(coarse_width - 1) + 1,
+            y1: ((around.y1 - 1) / factor).min(coarse_height - 1) + 1,
+        }
+    }
+}
+
 /// The bounds [`propagate`] gives, for the pixels of `region` only (row-major over the region):
-/// the same values as over the whole level, computed from the region grown by the filter radius.
+/// the same values as over the whole level, computed from the region grown by the filter radius
+/// (`coarse` must hold at least [`CoarseWindow::needed`]).
 pub fn propagated_bounds(
-    coarse: &Array2<i32>,
+    coarse: &CoarseWindow,
     width: usize,
     height: usize,
     propagation: Propagation,
@@ -93,8 +158,10 @@ pub fn propagated_bounds(
     factor: usize,
     region: Region,
 ) -> (Vec<i32>, Vec<i32>) {
-    let (hc, wc) = coarse.dim();
-    let centre = |x: usize, y: usize| factor as i32 * coarse[((y / factor).min(hc - 1), (x / factor).min(wc - 1))];
+    let (hc, wc) = (coarse.height, coarse.width);
+    let centre = |x: usize, y: usize| {
+        factor as i32 * coarse.values[((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0)]
+    };
     let alti = propagation.dilate_alti_px;
     let r = propagation.dilate_plani_px;
     let around = region.grow(r, width, height);

@@ -153,6 +153,15 @@ pub struct MatchArgs {
     /// Context matched around each tile, on every side (px).
     #[arg(long, default_value_t = 64)]
     pub tile_overlap: usize,
+    /// Memory budget (e.g. 4G, 512M; default: half of the machine's memory). Tiles whose
+    /// working set would pass it are split; images that do not fit are processed by bands of
+    /// rows with their pyramid and step results in scratch files.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+    /// Folder for the scratch files of large images (default: the output folder); the files
+    /// are anonymous and vanish with the process.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<std::path::PathBuf>,
     /// Pyramid levels, 1 = full resolution only; default: chosen from the size and range.
     #[arg(long)]
     pub levels: Option<u32>,

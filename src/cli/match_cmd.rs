@@ -3,8 +3,10 @@
 use super::args::{MatchArgs, Regularizer, SimilarityKind};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use deepsim::io::{read_geotags, read_image, read_mask, write_preview_png, write_tiff_f32_geo, OutputSet, Raster, ReadOptions};
-use deepsim::pipeline::{self, auto_levels, pyramid_steps, MatchConfig, Pair};
+use super::maps::{Content, MapFiles};
+use deepsim::grid::Storage;
+use deepsim::io::{read_geotags, OutputSet, ReadOptions};
+use deepsim::pipeline::{self, auto_levels, pyramid_steps, InputImage, MatchConfig};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
@@ -25,8 +27,12 @@ pub const CONFIDENCE_FILE: &str = "confidence.tif";
 pub const PREVIEW_FILE: &str = "disparity.png";
 pub const REPORT_FILE: &str = "run.json";
 
-/// Builds the configuration once the pair is read (command-line defaults depend on its size).
-type ConfigFor<'a> = Box<dyn FnOnce(&Pair) -> anyhow::Result<MatchConfig> + 'a>;
+/// Builds the configuration once the image sizes are known (command-line defaults depend on
+/// them): `(width, height)` of the left and the right image.
+type ConfigFor<'a> = Box<dyn FnOnce(Sizes) -> anyhow::Result<MatchConfig> + 'a>;
+
+/// `(width, height)` of the left and the right image.
+pub type Sizes = ((usize, usize), (usize, usize));
 
 /// A run to execute: inputs, outputs, configuration and backends, from the command line or a
 /// `<DeepsimMatch>` file.
@@ -37,6 +43,8 @@ struct Job<'a> {
     right_mask: Option<PathBuf>,
     nodata: Option<f32>,
     out: PathBuf,
+    /// Folder of the scratch files (default: `out`).
+    scratch: Option<PathBuf>,
     /// The configuration, given the pair (command-line defaults depend on the image size).
     config: ConfigFor<'a>,
     backends: Vec<Box<dyn Similarity>>,
@@ -113,7 +121,8 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
         right_mask: args.right_mask.clone(),
         nodata: args.nodata,
         out: out.clone(),
-        config: Box::new(move |pair| resolve(args, pair, learned)),
+        scratch: args.scratch.clone(),
+        config: Box::new(move |sizes| resolve(args, sizes, learned)),
         backends,
         models,
         plugin,
@@ -121,7 +130,11 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
 }
 
 fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'a>> {
-    let file = EngineFile::load(path)?;
+    let mut file = EngineFile::load(path)?;
+    if args.max_memory.is_some() {
+        // The command line's budget wins over the file's (it belongs to the machine).
+        file.config.memory_budget = Some(memory_budget(args)?);
+    }
     let rt = &file.runtime;
     let runtime_kind = match rt.engine {
         RuntimeChoice::Tract => RuntimeKind::Tract,
@@ -165,6 +178,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         right_mask: file.right_mask,
         nodata: file.nodata,
         out: file.out,
+        scratch: file.scratch.or_else(|| args.scratch.clone()),
         config: Box::new(move |_| Ok(file.config)),
         backends,
         models,
@@ -201,39 +215,35 @@ fn build_learned(
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     let options = ReadOptions { nodata: job.nodata };
-    let left = read_image(&job.left, &options)?;
-    let right = read_image(&job.right, &options)?;
-    let pair = build_pair(&left, &right, job.left_mask.as_deref(), job.right_mask.as_deref())?;
-    let inputs = json!({
-        "left": describe(&job.left, &left),
-        "right": describe(&job.right, &right),
-        "left_mask": job.left_mask,
-        "right_mask": job.right_mask,
-        "nodata": job.nodata,
-    });
-    // The pair holds what matching needs; the decoded files are not kept beside it.
-    drop((left, right));
-    let config = (job.config)(&pair)?;
+    let left = InputImage::open(&job.left, job.left_mask.as_deref(), &options)?;
+    let right = InputImage::open(&job.right, job.right_mask.as_deref(), &options)?;
+    let (size_left, size_right) = (left.size(), right.size());
+    let config = (job.config)((size_left, size_right))?;
     let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
-    config.validate(&pair, backends.len())?;
+    config.validate_sizes(size_left, size_right, backends.len())?;
     let out = job.out.as_path();
-    let left_path = job.left.as_path();
-
     prepare_output_dir(out)?;
-    let bar = Bar::new(config.steps.len(), quiet);
-    let result = pipeline::run(&pair, &config, &backends, &bar);
+
+    let (w, h) = size_left;
+    let scratch = job.scratch.as_deref().unwrap_or(out);
+    let storage = pipeline::storage_for(config.memory_budget, w, h, config.keep_steps, scratch);
+    let band_rows = pipeline::input_band_rows(config.memory_budget, w.max(size_right.0));
+    let (images, [left_report, right_report]) = pipeline::load_pair(left, right, &storage, band_rows)?;
+    let inputs = json!({ "left": left_report, "right": right_report, "nodata": job.nodata });
+
+    // The left image's georeferencing (GeoTIFF) goes onto the maps on its grid.
+    let geo = read_geotags(&job.left)?;
+    let files = [(DISPARITY_FILE.to_string(), Content::Disparity), (CONFIDENCE_FILE.to_string(), Content::Confidence)];
+    let mut maps = MapFiles::create(out, w, h, geo.as_ref(), &files, Some(PREVIEW_FILE))?;
+    let bar = Bar::new(quiet);
+    let result = pipeline::run_streamed(images, &config, &backends, &storage, &bar, &mut maps);
     bar.finish();
     let output = result?;
-
     let mut outputs = OutputSet::new();
-    // The left image's georeferencing (GeoTIFF) goes onto the maps on its grid.
-    let geo = read_geotags(left_path)?;
-    outputs.write(&out.join(DISPARITY_FILE), |p| write_tiff_f32_geo(p, &output.disparity, geo.as_ref()))?;
-    outputs.write(&out.join(CONFIDENCE_FILE), |p| write_tiff_f32_geo(p, &output.confidence, geo.as_ref()))?;
-    outputs.write(&out.join(PREVIEW_FILE), |p| write_preview_png(p, &output.disparity))?;
+    let written = maps.finish(out, &mut outputs)?;
     outputs.commit()?;
 
-    let density = density(&output.disparity);
+    let density = output.with_value as f64 / (w * h) as f64;
     let full = output.reports.last().expect("at least one step");
     let report = json!({
         "deepsim_version": env!("CARGO_PKG_VERSION"),
@@ -245,6 +255,7 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         "models": job.models,
         "plugin": job.plugin,
         "parameters": config,
+        "storage": storage_name(&storage),
         "threads": rayon::current_num_threads(),
         "steps": output.reports,
         "timings_s": output.times,
@@ -257,15 +268,13 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
             "density": density,
         },
         "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
-        "outputs": [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE],
+        "outputs": written,
     });
     write_report(out, &report)?;
 
     if !quiet {
         eprintln!(
-            "deepsim: {}×{} px, disparities {}..{}, {} level(s), {}: {:.2} s, density {:.1} %, written to {}",
-            pair.left.ncols(),
-            pair.left.nrows(),
+            "deepsim: {w}×{h} px, disparities {}..{}, {} level(s), {}: {:.2} s, density {:.1} %, written to {}",
             config.disp_min,
             config.disp_max,
             config.levels(),
@@ -276,6 +285,14 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the whole-level rasters were kept, for reports.
+pub fn storage_name(storage: &Storage) -> serde_json::Value {
+    match storage {
+        Storage::Memory => json!("memory"),
+        Storage::Scratch(dir) => json!({ "scratch": dir }),
+    }
 }
 
 /// Creates `dir` and removes a stale report there: it would vouch for outputs this run is about
@@ -299,53 +316,9 @@ pub fn write_report(dir: &Path, report: &serde_json::Value) -> anyhow::Result<()
     Ok(())
 }
 
-/// The share of pixels with a value.
-pub fn density(disparity: &ndarray::Array2<f32>) -> f64 {
-    disparity.iter().filter(|d| d.is_finite()).count() as f64 / disparity.len() as f64
-}
-
-pub fn describe(path: &Path, raster: &Raster) -> serde_json::Value {
-    json!({
-        "path": path,
-        "width": raster.width(),
-        "height": raster.height(),
-        "sample_format": raster.format,
-        "valid_pixels": raster.valid.iter().filter(|v| **v).count(),
-    })
-}
-
-/// Grey values in [0, 1] and validity (file validity ∧ mask) of both images.
-pub fn build_pair(left: &Raster, right: &Raster, left_mask: Option<&Path>, right_mask: Option<&Path>) -> anyhow::Result<Pair> {
-    let valid = |raster: &Raster, mask: Option<&Path>| -> anyhow::Result<ndarray::Array2<bool>> {
-        let mut valid = raster.valid.clone();
-        if let Some(path) = mask {
-            let m = read_mask(path)?;
-            if m.dim() != valid.dim() {
-                bail!(
-                    "mask {} is {}×{} but its image is {}×{}",
-                    path.display(),
-                    m.ncols(),
-                    m.nrows(),
-                    raster.width(),
-                    raster.height()
-                );
-            }
-            ndarray::Zip::from(&mut valid).and(&m).for_each(|v, &k| *v &= k);
-        }
-        Ok(valid)
-    };
-    Ok(Pair {
-        left: left.to_unit(),
-        right: right.to_unit(),
-        left_valid: valid(left, left_mask)?,
-        right_valid: valid(right, right_mask)?,
-    })
-}
-
 /// Turns the raw arguments into a complete configuration (defaults resolved) for `pair`.
 /// Backend 0 is the classical similarity, backend 1 the learned one when there is a model.
-fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<MatchConfig> {
-    let (h, w) = pair.left.dim();
+fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -> anyhow::Result<MatchConfig> {
     let (disp_min, disp_max) = match (args.disp_min, args.disp_max) {
         (Some(lo), Some(hi)) => (lo, hi),
         (None, None) => {
@@ -354,7 +327,7 @@ fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<Match
         }
         _ => bail!("give both --disp-min and --disp-max, or neither (automatic range ±width/4)"),
     };
-    let levels = args.levels.unwrap_or_else(|| auto_levels(w.min(pair.right.ncols()), h, disp_min, disp_max));
+    let levels = args.levels.unwrap_or_else(|| auto_levels(w.min(right_width), h, disp_min, disp_max));
     let regularizer = match args.regularizer {
         Regularizer::Sgm => pipeline::Regularizer::Sgm(SgmParams {
             directions: args.directions,
@@ -381,7 +354,16 @@ fn resolve(args: &MatchArgs, pair: &Pair, learned: bool) -> anyhow::Result<Match
         fill: args.fill,
         keep_steps: false,
         tiles: (args.tile > 0).then_some(TileParams { size_px: args.tile, overlap_px: args.tile_overlap }),
+        memory_budget: Some(memory_budget(args)?),
     })
+}
+
+/// `--max-memory`, or the default budget.
+pub fn memory_budget(args: &MatchArgs) -> anyhow::Result<u64> {
+    match &args.max_memory {
+        None => Ok(pipeline::default_budget()),
+        Some(text) => pipeline::parse_size(text).with_context(|| format!("--max-memory '{text}': expected a size such as 4G or 512M")),
+    }
 }
 
 pub fn build_similarity(kind: SimilarityKind, window: &str) -> anyhow::Result<Box<dyn Similarity>> {

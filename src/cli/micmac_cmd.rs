@@ -5,16 +5,16 @@
 //! directory, as MicMac's `<WorkDir> ThisDir` means.
 
 use super::args::MatchArgs;
-use super::match_cmd::{build_pair, build_plugin, density, describe, prepare_output_dir, write_report};
+use super::maps::{write_grid, Content, MapFiles};
+use super::match_cmd::{build_plugin, memory_budget, prepare_output_dir, storage_name, write_report};
 use super::match_cmd::{CONFIDENCE_FILE, DISPARITY_FILE, PREVIEW_FILE, REPORT_FILE};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use deepsim::io::{read_geotags, read_image, write_preview_png, write_tiff_f32_geo, write_tiff_u8_geo, GeoTags, OutputSet, ReadOptions};
+use deepsim::io::{read_geotags, OutputSet, ReadOptions};
 use deepsim::micmac::{resolve_model, BackendSpec, MaskRule, MicmacFile, MicmacPlan};
 use deepsim::model::ModelBundle;
-use deepsim::pipeline;
+use deepsim::pipeline::{self, InputImage};
 use deepsim::similarity::{Head, Learned, Ncc, Similarity, Tiling};
-use ndarray::Array2;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -33,13 +33,13 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
 
     let options = ReadOptions { nodata: args.nodata };
     let (im1, im2) = (work_dir.join(&cfg.im1), work_dir.join(&cfg.im2));
-    let left = read_image(&im1, &options)?;
-    let right = read_image(&im2, &options)?;
     let (mask1, mask2) = match &cfg.masks {
         Some(rule) => (find_mask(rule, &cfg.im1, &work_dir)?, find_mask(rule, &cfg.im2, &work_dir)?),
         None => (None, None),
     };
-    let pair = build_pair(&left, &right, mask1.as_deref(), mask2.as_deref())?;
+    let left = InputImage::open(&im1, mask1.as_deref(), &options)?;
+    let right = InputImage::open(&im2, mask2.as_deref(), &options)?;
+    let (size_left, size_right) = (left.size(), right.size());
 
     let runtime = super::runtime::build(
         args.runtime,
@@ -72,59 +72,73 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
         });
     }
     let backend_refs: Vec<&dyn Similarity> = backends.iter().map(|b| b.as_ref()).collect();
-    plan.config.validate(&pair, backend_refs.len())?;
+    let mut config = plan.config.clone();
+    config.memory_budget = Some(memory_budget(args)?);
+    config.validate_sizes(size_left, size_right, backend_refs.len())?;
 
     let dir_mec = work_dir.join(&cfg.dir_mec);
     prepare_output_dir(&dir_mec)?;
-    let bar = Bar::new(plan.config.steps.len(), quiet);
-    let result = pipeline::run(&pair, &plan.config, &backend_refs, &bar);
+    let (w, h) = size_left;
+    let scratch = args.scratch.as_deref().unwrap_or(&dir_mec);
+    let storage = pipeline::storage_for(config.memory_budget, w, h, config.keep_steps, scratch);
+    let band_rows = pipeline::input_band_rows(config.memory_budget, w.max(size_right.0));
+    let (images, [left_report, right_report]) = pipeline::load_pair(left, right, &storage, band_rows)?;
+
+    // The final maps stream to their files while the last step is filtered.
+    let geo = read_geotags(&im1)?;
+    let mut final_files = vec![(DISPARITY_FILE.to_string(), Content::Disparity), (CONFIDENCE_FILE.to_string(), Content::Confidence)];
+    if let Some(number) = plan.dequant {
+        final_files.push((format!("Px1_Num{number}_DeZoom1_LeChantier.tif"), Content::Px1));
+        final_files.push((format!("Px2_Num{number}_DeZoom1_LeChantier.tif"), Content::Zeros));
+    }
+    let mut maps = MapFiles::create(&dir_mec, w, h, geo.as_ref(), &final_files, Some(PREVIEW_FILE))?;
+    let bar = Bar::new(quiet);
+    let result = pipeline::run_streamed(images, &config, &backend_refs, &storage, &bar, &mut maps);
     bar.finish();
     let output = result?;
 
-    let geo = read_geotags(&im1)?;
-    let mut files = Files { dir: &dir_mec, outputs: OutputSet::new(), written: Vec::new(), geo: None };
+    let mut outputs = OutputSet::new();
+    let mut written = Vec::new();
     for (i, step) in output.steps.iter().enumerate() {
         let (number, dezoom) = (plan.numbers[i], plan.dezooms[i]);
-        files.geo = geo.as_ref().map(|g| g.scaled(dezoom));
-        let px1 = step.disparity.mapv(|d| -(d as f32));
-        files.f32(format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &px1)?;
-        files.f32(format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &Array2::zeros(px1.dim()))?;
+        let geo = geo.as_ref().map(|g| g.scaled(dezoom));
+        let mut write = |name: String, f: &dyn Fn(&mut OutputSet, &str) -> anyhow::Result<()>| -> anyhow::Result<()> {
+            f(&mut outputs, &name)?;
+            written.push(name);
+            Ok(())
+        };
+        write(format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &|o, n| {
+            write_grid(&dir_mec, n, &step.disparity, geo.as_ref(), o, |d| -(d as f32))
+        })?;
+        write(format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &|o, n| {
+            write_grid(&dir_mec, n, &step.disparity, geo.as_ref(), o, |_| 0f32)
+        })?;
         if plan.correl_images[i] {
-            let correl = step.confidence.mapv(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8);
-            files.u8(format!("Correl_LeChantier_Num_{number}.tif"), &correl)?;
+            write(format!("Correl_LeChantier_Num_{number}.tif"), &|o, n| {
+                write_grid(&dir_mec, n, &step.confidence, geo.as_ref(), o, |c| (c.clamp(0.0, 1.0) * 255.0).round() as u8)
+            })?;
         }
         if let Some(masked) = &step.masked {
-            files.u8(format!("AutoMask_LeChantier_Num_{number}.tif"), &masked.mapv(|m| u8::from(!m)))?;
+            write(format!("AutoMask_LeChantier_Num_{number}.tif"), &|o, n| {
+                write_grid(&dir_mec, n, masked, geo.as_ref(), o, |m| u8::from(!m))
+            })?;
         }
     }
-    files.geo = geo.clone();
-    if let Some(number) = plan.dequant {
-        let px1 = output.disparity.mapv(|d| -d);
-        files.f32(format!("Px1_Num{number}_DeZoom1_LeChantier.tif"), &px1)?;
-        files.f32(format!("Px2_Num{number}_DeZoom1_LeChantier.tif"), &Array2::zeros(px1.dim()))?;
-    }
-    files.f32(DISPARITY_FILE.to_string(), &output.disparity)?;
-    files.f32(CONFIDENCE_FILE.to_string(), &output.confidence)?;
-    files.outputs.write(&dir_mec.join(PREVIEW_FILE), |p| write_preview_png(p, &output.disparity))?;
-    files.written.push(PREVIEW_FILE.to_string());
-    let written = files.commit()?;
+    written.extend(maps.finish(&dir_mec, &mut outputs)?);
+    outputs.commit()?;
 
-    let density = density(&output.disparity);
+    let density = output.with_value as f64 / (w * h) as f64;
     let report = json!({
         "deepsim_version": env!("CARGO_PKG_VERSION"),
         "command": std::env::args().collect::<Vec<_>>(),
         "convention": "disparity.tif: left pixel (x, y) matches right pixel (x - d, y); Px1_*.tif hold MicMac's Px1 = -d (x_right = x_left + Px1)",
         "micmac_file": micmac,
         "work_dir": work_dir,
-        "inputs": {
-            "left": describe(&im1, &left),
-            "right": describe(&im2, &right),
-            "left_mask": mask1,
-            "right_mask": mask2,
-        },
+        "inputs": { "left": left_report, "right": right_report },
         "models": models,
         "runtime": runtime.name(),
         "plan": plan,
+        "storage": storage_name(&storage),
         "threads": rayon::current_num_threads(),
         "steps": output.reports,
         "timings_s": output.times,
@@ -136,7 +150,7 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     if !quiet {
         eprintln!(
             "deepsim: {} steps, {:.2} s, density {:.1} %, written to {} ({REPORT_FILE} last)",
-            plan.config.steps.len(),
+            config.steps.len(),
             output.times.total,
             100.0 * density,
             dir_mec.display()
@@ -182,36 +196,5 @@ fn find_mask(rule: &MaskRule, image: &str, work_dir: &Path) -> anyhow::Result<Op
             rule.pattern.trim(),
             rule.name.trim()
         )
-    }
-}
-
-/// The outputs of a run, written as `*.partial` files and renamed together by [`Files::commit`].
-/// MicMac's step files: `Px1_Num{N}_DeZoom{Z}_LeChantier.tif` (Px1 = −d, float), `Px2_…` (zeros),
-/// `Correl_LeChantier_Num_{N}.tif` (confidence × 255) and `AutoMask_LeChantier_Num_{N}.tif`
-/// (1 = a disparity, 0 = the occlusion label).
-struct Files<'a> {
-    dir: &'a Path,
-    outputs: OutputSet,
-    written: Vec<String>,
-    /// Georeferencing of the images being written (the left input's, scaled to their zoom).
-    geo: Option<GeoTags>,
-}
-
-impl Files<'_> {
-    fn f32(&mut self, name: String, values: &Array2<f32>) -> anyhow::Result<()> {
-        self.outputs.write(&self.dir.join(&name), |p| write_tiff_f32_geo(p, values, self.geo.as_ref()))?;
-        self.written.push(name);
-        Ok(())
-    }
-
-    fn u8(&mut self, name: String, values: &Array2<u8>) -> anyhow::Result<()> {
-        self.outputs.write(&self.dir.join(&name), |p| write_tiff_u8_geo(p, values, self.geo.as_ref()))?;
-        self.written.push(name);
-        Ok(())
-    }
-
-    fn commit(self) -> anyhow::Result<Vec<String>> {
-        self.outputs.commit()?;
-        Ok(self.written)
     }
 }

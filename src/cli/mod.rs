@@ -4,6 +4,7 @@
 mod args;
 mod check_model_cmd;
 mod eval_cmd;
+mod maps;
 mod match_cmd;
 mod micmac_cmd;
 mod mmvii_cmd;

@@ -3,17 +3,17 @@
 use deepsim::pipeline::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Stages reported per step by the pipeline, plus the pyramid and the final filters.
-const STAGES_PER_STEP: u64 = 4;
+/// Positions of the bar (the pipeline reports the share of pixels matched).
+const LENGTH: u64 = 1000;
 
 pub struct Bar(ProgressBar);
 
 impl Bar {
-    pub fn new(steps: usize, quiet: bool) -> Self {
+    pub fn new(quiet: bool) -> Self {
         let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        let bar = ProgressBar::with_draw_target(Some(steps as u64 * STAGES_PER_STEP + 2), target);
+        let bar = ProgressBar::with_draw_target(Some(LENGTH), target);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {percent:>3} % (eta {eta}) {msg}")
                 .expect("valid template"),
         );
         Bar(bar)
@@ -26,7 +26,10 @@ impl Bar {
 
 impl Progress for Bar {
     fn stage(&self, level: u32, stage: &str) {
-        self.0.inc(1);
         self.0.set_message(format!("level {level} (1/{}): {stage}", 1u32 << level));
+    }
+
+    fn done(&self, fraction: f64) {
+        self.0.set_position((fraction.clamp(0.0, 1.0) * LENGTH as f64) as u64);
     }
 }

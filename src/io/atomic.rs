@@ -68,6 +68,11 @@ impl OutputSet {
         }
     }
 
+    /// Adds a member already written to its temporary path (by [`AtomicFile::tmp_path`]).
+    pub fn add(&mut self, file: AtomicFile) {
+        self.pending.push(file);
+    }
+
     /// Renames every member to its final name.
     pub fn commit(mut self) -> Result<Vec<PathBuf>> {
         let pending = std::mem::take(&mut self.pending);

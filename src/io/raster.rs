@@ -1,8 +1,8 @@
 //! The in-memory raster and the format-dispatching readers.
 
-use super::{npy, pfm, png_io, tiff_io};
+use super::{npy, pfm, png_io, quantile, tiff_io};
 use crate::error::{Error, Result};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::path::Path;
 
 /// The sample type a raster was stored with; decides how it maps to [0, 1].
@@ -57,46 +57,49 @@ impl Raster {
     /// The raster mapped to [0, 1], the one rule shared with the training side:
     /// 8-bit samples are divided by 255; any other type is stretched linearly so that the
     /// 2nd and 98th percentiles of the valid samples map to 0 and 1, then clipped.
-    /// Invalid pixels get 0.
+    /// Invalid pixels get 0. Same as [`map_to_unit`] with [`Raster::unit_range`].
     pub fn to_unit(&self) -> Array2<f32> {
-        let (lo, hi) = match self.format {
-            SampleFormat::U8 => (0.0, 255.0),
-            _ => percentile_range(&self.values, &self.valid, 0.02, 0.98),
-        };
-        let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
-        let mut out = Array2::zeros(self.values.raw_dim());
-        ndarray::Zip::from(&mut out).and(&self.values).and(&self.valid).for_each(|o, &v, &ok| {
-            *o = if ok { ((v - lo) * scale).clamp(0.0, 1.0) } else { 0.0 };
-        });
-        out
+        let (lo, hi) = self.unit_range();
+        map_to_unit(self.values.view(), self.valid.view(), lo, hi)
+    }
+
+    /// The samples [`Raster::to_unit`] maps to 0 and 1: (0, 255) for 8-bit data, else the 2nd and
+    /// 98th percentiles of the valid samples (NumPy's "linear" interpolation between order
+    /// statistics taken in [`f32::total_cmp`] order); (0, 1) when no sample is valid.
+    /// [`crate::io::unit_range`] computes the same range, bit for bit, while streaming rows.
+    pub fn unit_range(&self) -> (f32, f32) {
+        if let Some(range) = fixed_unit_range(self.format) {
+            return range;
+        }
+        let mut samples: Vec<f32> =
+            self.values.iter().zip(self.valid.iter()).filter(|(_, ok)| **ok).map(|(v, _)| *v).collect();
+        quantile::unit_range_of(&mut samples)
     }
 }
 
-/// The `lo`/`hi` quantiles of the valid samples, with linear interpolation between order
-/// statistics (NumPy's default "linear" method, as the training side computes them).
-fn percentile_range(values: &Array2<f32>, valid: &Array2<bool>, lo: f64, hi: f64) -> (f32, f32) {
-    let mut samples: Vec<f32> =
-        values.iter().zip(valid.iter()).filter(|(_, ok)| **ok).map(|(v, _)| *v).collect();
-    if samples.is_empty() {
-        return (0.0, 1.0);
-    }
-    (quantile(&mut samples, lo), quantile(&mut samples, hi))
+/// The unit range that does not depend on the data: (0, 255) for 8-bit samples.
+pub(crate) fn fixed_unit_range(format: SampleFormat) -> Option<(f32, f32)> {
+    (format == SampleFormat::U8).then_some((0.0, 255.0))
 }
 
-/// The `q` quantile of `samples` (reordered in place), interpolated between neighbours.
-fn quantile(samples: &mut [f32], q: f64) -> f32 {
-    let h = q * (samples.len() - 1) as f64;
-    let i = h.floor() as usize;
-    let below = *samples.select_nth_unstable_by(i, f32::total_cmp).1 as f64;
-    let above = if i + 1 < samples.len() {
-        samples[i + 1..].iter().copied().fold(f32::INFINITY, f32::min) as f64
-    } else {
-        below
-    };
-    (below + (h - i as f64) * (above - below)) as f32
+/// Maps samples to [0, 1]: `lo` to 0, `hi` to 1, linearly in between, clipped outside; invalid
+/// pixels, and every pixel when `hi <= lo`, get 0. With the range of [`Raster::unit_range`] (or
+/// [`crate::io::unit_range`] for a streamed image) this is [`Raster::to_unit`], band by band.
+pub fn map_to_unit(values: ArrayView2<f32>, valid: ArrayView2<bool>, lo: f32, hi: f32) -> Array2<f32> {
+    let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
+    ndarray::Zip::from(&values).and(&valid).map_collect(|&v, &ok| if ok { ((v - lo) * scale).clamp(0.0, 1.0) } else { 0.0 })
 }
 
-fn extension(path: &Path) -> String {
+/// Marks the samples equal to `nodata` invalid.
+pub(crate) fn mark_nodata(values: ArrayView2<f32>, mut valid: ArrayViewMut2<bool>, nodata: f32) {
+    ndarray::Zip::from(&mut valid).and(&values).for_each(|ok, &v| {
+        if v == nodata {
+            *ok = false;
+        }
+    });
+}
+
+pub(crate) fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
 }
 
@@ -104,9 +107,15 @@ fn extension(path: &Path) -> String {
 /// converted to one grey band (ITU-R 601 luma weights, as OpenCV's RGB2GRAY).
 /// Invalid pixels: NaN samples, nodata samples, transparent pixels (alpha 0).
 pub fn read_image(path: &Path, options: &ReadOptions) -> Result<Raster> {
-    let mut raster = match extension(path).as_str() {
-        "png" => png_io::read_png(path)?,
-        "tif" | "tiff" => tiff_io::read_tiff(path, options.nodata.is_none())?,
+    let raster = match extension(path).as_str() {
+        "png" => {
+            let mut raster = png_io::read_png(path)?;
+            if let Some(nodata) = options.nodata {
+                mark_nodata(raster.values.view(), raster.valid.view_mut(), nodata);
+            }
+            raster
+        }
+        "tif" | "tiff" => tiff_io::read_tiff(path, options.nodata)?,
         other => {
             return Err(Error::unsupported(
                 path,
@@ -114,17 +123,16 @@ pub fn read_image(path: &Path, options: &ReadOptions) -> Result<Raster> {
             ));
         }
     };
-    if let Some(nodata) = options.nodata {
-        ndarray::Zip::from(&mut raster.valid).and(&raster.values).for_each(|ok, &v| {
-            if v == nodata {
-                *ok = false;
-            }
-        });
-    }
-    if raster.width() == 0 || raster.height() == 0 {
+    check_not_empty(path, raster.width(), raster.height())?;
+    Ok(raster)
+}
+
+/// An error naming `path` when the image has no pixel.
+pub(crate) fn check_not_empty(path: &Path, width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 {
         return Err(Error::invalid_input(format!("{}: the image is empty (0 pixels)", path.display())));
     }
-    Ok(raster)
+    Ok(())
 }
 
 /// Reads a validity mask: any image format [`read_image`] accepts, or `.npy`;
@@ -134,7 +142,12 @@ pub fn read_mask(path: &Path) -> Result<Array2<bool>> {
         "npy" => npy::read_npy(path)?,
         _ => read_image(path, &ReadOptions::default())?,
     };
-    Ok(ndarray::Zip::from(&raster.values).and(&raster.valid).map_collect(|&v, &ok| ok && v != 0.0))
+    Ok(mask_of(raster.values.view(), raster.valid.view()))
+}
+
+/// The mask rule: set where the sample is valid and non-zero.
+pub(crate) fn mask_of(values: ArrayView2<f32>, valid: ArrayView2<bool>) -> Array2<bool> {
+    ndarray::Zip::from(&values).and(&valid).map_collect(|&v, &ok| ok && v != 0.0)
 }
 
 /// Reads a disparity map (a result or a ground truth): float TIFF, PFM (Middlebury) or `.npy`.
@@ -143,7 +156,7 @@ pub fn read_disparity(path: &Path) -> Result<Raster> {
     let mut raster = match extension(path).as_str() {
         "pfm" => pfm::read_pfm(path)?,
         "npy" => npy::read_npy(path)?,
-        "tif" | "tiff" => tiff_io::read_tiff(path, true)?,
+        "tif" | "tiff" => tiff_io::read_tiff(path, None)?,
         other => {
             return Err(Error::unsupported(
                 path,

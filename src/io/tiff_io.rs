@@ -1,70 +1,23 @@
-//! TIFF input (8/16/32-bit integer, 32/64-bit float; grey, RGB, with or without alpha;
-//! the GDAL_NODATA tag) and float / 8-bit output.
+//! TIFF input as whole images (through [`TiffRows`], the chunk-by-chunk reader) and the GeoTIFF
+//! georeferencing tags carried from inputs to outputs. Output: [`super::tiff_writer`].
 
-use super::png_io::interleaved_to_grey;
-use super::raster::{Raster, SampleFormat};
+use super::raster::Raster;
+use super::stream::RowReader;
+use super::tiff_rows::TiffRows;
 use crate::error::{Error, Result};
-use ndarray::Array2;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, Seek, Write};
 use std::path::Path;
-use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::decoder::Decoder;
+use tiff::encoder::{DirectoryEncoder, TiffKind};
 use tiff::tags::Tag;
-use tiff::ColorType;
 
-/// GDAL's private tag holding the nodata value as ASCII.
-const GDAL_NODATA: u16 = 42113;
-
-pub(crate) fn read_tiff(path: &Path, honour_nodata_tag: bool) -> Result<Raster> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut decoder = Decoder::new(BufReader::new(file))
-        .map_err(|e| Error::decode(path, e))?
-        .with_limits(Limits::unlimited());
-    let (w, h) = decoder.dimensions().map_err(|e| Error::decode(path, e))?;
-    let (w, h) = (w as usize, h as usize);
-    let (channels, alpha) = match decoder.colortype().map_err(|e| Error::decode(path, e))? {
-        ColorType::Gray(_) => (1, false),
-        ColorType::GrayA(_) => (2, true),
-        ColorType::RGB(_) => (3, false),
-        ColorType::RGBA(_) => (4, true),
-        other => {
-            return Err(Error::unsupported(
-                path,
-                format!("TIFF colour type {other:?}; convert to one grey band or RGB"),
-            ));
-        }
-    };
-    let nodata = if honour_nodata_tag {
-        decoder
-            .get_tag_ascii_string(Tag::Unknown(GDAL_NODATA))
-            .ok()
-            .and_then(|s| s.trim_matches(char::from(0)).trim().parse::<f32>().ok())
-    } else {
-        None
-    };
-    let data = decoder.read_image().map_err(|e| Error::decode(path, e))?;
-    let (format, samples): (SampleFormat, Vec<f32>) = match data {
-        DecodingResult::U8(v) => (SampleFormat::U8, v.into_iter().map(f32::from).collect()),
-        DecodingResult::U16(v) => (SampleFormat::U16, v.into_iter().map(f32::from).collect()),
-        DecodingResult::I16(v) => (SampleFormat::I16, v.into_iter().map(f32::from).collect()),
-        DecodingResult::U32(v) => (SampleFormat::U32, v.into_iter().map(|x| x as f32).collect()),
-        DecodingResult::I32(v) => (SampleFormat::I32, v.into_iter().map(|x| x as f32).collect()),
-        DecodingResult::F32(v) => (SampleFormat::F32, v),
-        DecodingResult::F64(v) => (SampleFormat::F64, v.into_iter().map(|x| x as f32).collect()),
-        _ => return Err(Error::unsupported(path, "TIFF sample type (use 8/16/32-bit integers or float)")),
-    };
-    if samples.len() < w * h * channels {
-        return Err(Error::decode(path, format!("expected {} samples, found {}", w * h * channels, samples.len())));
-    }
-    let mut raster = interleaved_to_grey(&samples, w, h, channels, alpha, format);
-    if let Some(nd) = nodata {
-        ndarray::Zip::from(&mut raster.valid).and(&raster.values).for_each(|ok, &v| {
-            if v == nd {
-                *ok = false;
-            }
-        });
-    }
-    Ok(raster)
+/// Reads a whole TIFF: all rows of [`TiffRows`]. Samples equal to `nodata` are invalid; without
+/// it, the GDAL_NODATA tag of the file (if any) is honoured.
+pub(crate) fn read_tiff(path: &Path, nodata: Option<f32>) -> Result<Raster> {
+    let mut rows = TiffRows::open(path, nodata)?;
+    let (values, valid) = rows.read_rows(0, rows.height())?;
+    Ok(Raster { values, valid, format: rows.format() })
 }
 
 /// GeoTIFF georeferencing of an input (model tie points, pixel scale or transformation, geo
@@ -123,6 +76,18 @@ impl GeoTags {
             .collect();
         GeoTags { entries }
     }
+
+    /// Writes the tags into the directory of an image being encoded.
+    pub(super) fn write_to<W: Write + Seek, K: TiffKind>(&self, dir: &mut DirectoryEncoder<'_, W, K>) -> tiff::TiffResult<()> {
+        for (tag, value) in &self.entries {
+            match value {
+                GeoValue::Doubles(v) => dir.write_tag(Tag::Unknown(*tag), v.as_slice())?,
+                GeoValue::Shorts(v) => dir.write_tag(Tag::Unknown(*tag), v.as_slice())?,
+                GeoValue::Ascii(v) => dir.write_tag(Tag::Unknown(*tag), v.as_str())?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The georeferencing tags of a TIFF file, `None` when it has none (or is not a TIFF).
@@ -149,73 +114,3 @@ pub fn read_geotags(path: &Path) -> Result<Option<GeoTags>> {
     Ok((!entries.is_empty()).then_some(GeoTags { entries }))
 }
 
-/// Writes a single-band float32 TIFF (deflate-compressed). NaN stays NaN.
-pub fn write_tiff_f32(path: &Path, values: &Array2<f32>) -> Result<()> {
-    write_tiff_f32_geo(path, values, None)
-}
-
-/// Writes a single-band 8-bit TIFF (deflate-compressed).
-pub fn write_tiff_u8(path: &Path, values: &Array2<u8>) -> Result<()> {
-    write_tiff_u8_geo(path, values, None)
-}
-
-/// [`write_tiff_f32`] with georeferencing tags.
-pub fn write_tiff_f32_geo(path: &Path, values: &Array2<f32>, geo: Option<&GeoTags>) -> Result<()> {
-    let data: Vec<f32> = values.iter().copied().collect();
-    write_grey::<tiff::encoder::colortype::Gray32Float>(path, values.ncols(), values.nrows(), &data, geo)
-}
-
-/// [`write_tiff_u8`] with georeferencing tags.
-pub fn write_tiff_u8_geo(path: &Path, values: &Array2<u8>, geo: Option<&GeoTags>) -> Result<()> {
-    let data: Vec<u8> = values.iter().copied().collect();
-    write_grey::<tiff::encoder::colortype::Gray8>(path, values.ncols(), values.nrows(), &data, geo)
-}
-
-/// Images whose samples pass this size are written as BigTIFF (classic TIFF offsets are 32-bit;
-/// the margin covers incompressible data and the directory).
-const BIGTIFF_ABOVE_BYTES: u64 = 3 << 30;
-
-fn write_grey<C: tiff::encoder::colortype::ColorType>(
-    path: &Path,
-    width: usize,
-    height: usize,
-    data: &[C::Inner],
-    geo: Option<&GeoTags>,
-) -> Result<()>
-where
-    [C::Inner]: tiff::encoder::TiffValue,
-{
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let encode_err = |e: tiff::TiffError| Error::new(crate::error::ErrorKind::Io, format!("{}: {e}", path.display()));
-    let bytes = std::mem::size_of_val(data) as u64;
-    let compression = tiff::encoder::Compression::Deflate(tiff::encoder::compression::DeflateLevel::Fast);
-    if bytes > BIGTIFF_ABOVE_BYTES {
-        let mut enc = tiff::encoder::TiffEncoder::new_big(BufWriter::new(file)).map_err(encode_err)?.with_compression(compression);
-        encode::<C, _, _>(&mut enc, width, height, data, geo).map_err(encode_err)
-    } else {
-        let mut enc = tiff::encoder::TiffEncoder::new(BufWriter::new(file)).map_err(encode_err)?.with_compression(compression);
-        encode::<C, _, _>(&mut enc, width, height, data, geo).map_err(encode_err)
-    }
-}
-
-fn encode<C: tiff::encoder::colortype::ColorType, W: std::io::Write + std::io::Seek, K: tiff::encoder::TiffKind>(
-    enc: &mut tiff::encoder::TiffEncoder<W, K>,
-    width: usize,
-    height: usize,
-    data: &[C::Inner],
-    geo: Option<&GeoTags>,
-) -> tiff::TiffResult<()>
-where
-    [C::Inner]: tiff::encoder::TiffValue,
-{
-    let mut image = enc.new_image::<C>(width as u32, height as u32)?;
-    for (tag, value) in geo.map(|g| g.entries.as_slice()).unwrap_or_default() {
-        let dir = image.encoder();
-        match value {
-            GeoValue::Doubles(v) => dir.write_tag(Tag::Unknown(*tag), v.as_slice())?,
-            GeoValue::Shorts(v) => dir.write_tag(Tag::Unknown(*tag), v.as_slice())?,
-            GeoValue::Ascii(v) => dir.write_tag(Tag::Unknown(*tag), v.as_str())?,
-        }
-    }
-    image.write_data(data)
-}

@@ -149,6 +149,8 @@ impl MicmacPlan {
             fill: Fill::None,
             keep_steps: true,
             tiles: Some(TileParams { size_px: config.tiles.max_px.max(16), overlap_px: config.tiles.overlap_px }),
+            // MicMac has no tag for it: the command line's --max-memory.
+            memory_budget: None,
         };
         Ok(MicmacPlan { config, backends, numbers, dezooms, correl_images, dequant })
     }

@@ -146,6 +146,11 @@ impl Similarity for Learned {
         self.name.clone()
     }
 
+    /// The embedding (f32 per channel) and the feature extractor's tiles.
+    fn bytes_per_pixel(&self) -> usize {
+        4 * self.embedding_dim + 32
+    }
+
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {
         // The two images are independent: one per worker (tract runs a plan on one thread).
         let (left, right) = rayon::join(|| self.embed(pair.left), || self.embed(pair.right));

@@ -52,6 +52,12 @@ pub trait Similarity: Send + Sync {
 
     /// Prepares matching of one image pair at one pyramid level (transforms, features).
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>>;
+
+    /// About how many bytes [`Similarity::prepare`] holds per image pixel (for the memory
+    /// budget); the default suits window measures (a transform or two statistics per pixel).
+    fn bytes_per_pixel(&self) -> usize {
+        16
+    }
 }
 
 /// Costs of one prepared image pair.

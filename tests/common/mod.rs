@@ -132,6 +132,7 @@ pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::M
         fill: Fill::None,
         keep_steps: false,
         tiles: None,
+        memory_budget: None,
     }
 }
 

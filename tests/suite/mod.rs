@@ -4,6 +4,7 @@ mod engine_xml;
 mod eval;
 mod io;
 mod learned;
+mod memory;
 mod micmac_cli;
 mod micmac_regul;
 mod micmac_xml;

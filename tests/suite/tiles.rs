@@ -4,7 +4,7 @@
 use crate::common::{config, planar_scene, Rng};
 use deepsim::eval::{evaluate, nonocc_from_gt};
 use deepsim::pipeline::{pyramid_steps, run, NoProgress, Regularizer};
-use deepsim::pyramid::{propagate, propagated_bounds, Propagation};
+use deepsim::pyramid::{propagate, propagated_bounds, CoarseWindow, Propagation};
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::similarity::{Census, Similarity};
 use deepsim::tiles::{tiles, Region, TileParams};
@@ -38,7 +38,12 @@ fn bounds_of_a_region_equal_the_whole_level_bounds_there() {
     let (w, h) = (2 * wc - 1, 2 * hc);
     let whole = propagate(&coarse, w, h, propagation, (-20, 20), 2).unwrap();
     for region in [Region { x0: 0, y0: 0, x1: w, y1: h }, Region { x0: 5, y0: 3, x1: 17, y1: 29 }, Region { x0: 30, y0: 0, x1: w, y1: 1 }] {
-        let (lo, hi) = propagated_bounds(&coarse, w, h, propagation, (-20, 20), 2, region);
+        let (lo, hi) = propagated_bounds(&CoarseWindow::whole(&coarse), w, h, propagation, (-20, 20), 2, region);
+        // Only the coarse pixels the region needs (what tiles read from a scratch file).
+        let needed = CoarseWindow::needed(region, w, h, propagation, 2, wc, hc);
+        let part = coarse.slice(ndarray::s![needed.y0..needed.y1, needed.x0..needed.x1]);
+        let window = CoarseWindow { values: part, x0: needed.x0, y0: needed.y0, width: wc, height: hc };
+        assert_eq!(propagated_bounds(&window, w, h, propagation, (-20, 20), 2, region), (lo.clone(), hi.clone()), "{region:?}");
         let mut k = 0;
         for y in region.y0..region.y1 {
             for x in region.x0..region.x1 {

@@ -1,0 +1,86 @@
+//! The last step's filters, by bands of full rows: invalid and rejected pixels, small-region
+//! removal, the median, background filling and the confidence of what is left.
+//!
+//! Each band is read with `margin` more rows above and below, so that its rows get exactly the
+//! values a whole-image pass gives: a region of fewer than `min_region_px` pixels spans fewer
+//! rows than that, so it lies within the margin whenever it touches the band, and a region
+//! reaching the margin's edge from the band is large anyway; the median needs one row more.
+//! Background filling works along rows, which bands keep whole.
+
+use super::{Fill, MatchConfig, RowSink, StepGrids};
+use crate::disparity::{fill_background, median3, remove_small_regions};
+use crate::error::Result;
+use crate::grid::Grid;
+use crate::tiles::Region;
+use ndarray::{s, Array2, ArrayView2, Zip};
+
+/// Pixel counts of the filters, over the whole image.
+#[derive(Debug, Default)]
+pub(super) struct PostStats {
+    pub lr_rejected: usize,
+    pub small_regions_removed: usize,
+    pub filled: usize,
+    pub with_value: usize,
+}
+
+/// Filters the last step's maps in `result` band by band (`band_rows` rows) into `sink`.
+pub(super) fn finish(
+    result: &StepGrids,
+    left_valid: &Grid<bool>,
+    config: &MatchConfig,
+    band_rows: usize,
+    sink: &mut dyn RowSink,
+) -> Result<PostStats> {
+    let (w, h) = (result.disparity.width(), result.disparity.height());
+    let regions_margin = if config.min_region_px > 1 { config.min_region_px } else { 0 };
+    let margin = regions_margin + usize::from(config.median);
+    let mut stats = PostStats::default();
+    for y0 in (0..h).step_by(band_rows.max(1)) {
+        let y1 = (y0 + band_rows).min(h);
+        let outer = Region { x0: 0, y0: y0.saturating_sub(margin), x1: w, y1: (y1 + margin).min(h) };
+        // Rows of the band within `outer`.
+        let core = s![y0 - outer.y0..y1 - outer.y0, ..];
+        let valid = left_valid.read(outer)?;
+        let mut disparity = match &result.subpixel {
+            Some(grid) if config.subpixel => grid.read(outer)?.into_owned(),
+            _ => result.disparity.read(outer)?.mapv(|d| d as f32),
+        };
+        let rejected = result.rejected.as_ref().map(|g| g.read(outer)).transpose()?;
+        let masked = result.masked.as_ref().map(|g| g.read(outer)).transpose()?;
+        if let Some(rejected) = &rejected {
+            stats.lr_rejected += Zip::from(rejected.slice(core)).and(valid.slice(core)).fold(0, |n, &r, &ok| n + usize::from(r && ok));
+        }
+        Zip::indexed(&mut disparity).for_each(|(y, x), d| {
+            let invalid = !valid[(y, x)]
+                || rejected.as_ref().is_some_and(|r| r[(y, x)])
+                || masked.as_ref().is_some_and(|m| m[(y, x)]);
+            if invalid {
+                *d = f32::NAN;
+            }
+        });
+        let before = with_value(disparity.slice(core));
+        remove_small_regions(&mut disparity, config.min_region_px, 1.0);
+        stats.small_regions_removed += before - with_value(disparity.slice(core));
+        if config.median {
+            disparity = median3(&disparity);
+        }
+        let mut band: Array2<f32> = disparity.slice(core).to_owned();
+        let band_valid = valid.slice(core).to_owned();
+        if config.fill == Fill::Background {
+            stats.filled += fill_background(&mut band, &band_valid);
+        }
+        stats.with_value += with_value(band.view());
+        let confidence = match &result.confidence {
+            Some(grid) => grid.read(Region { x0: 0, y0, x1: w, y1 })?.into_owned(),
+            None => Array2::zeros(band.dim()),
+        };
+        let confidence = Zip::from(&confidence).and(&band).map_collect(|&c, d| if d.is_finite() { c } else { 0.0 });
+        sink.rows(y0, band.view(), confidence.view())?;
+    }
+    Ok(stats)
+}
+
+/// Pixels with a disparity.
+fn with_value(disparity: ArrayView2<f32>) -> usize {
+    disparity.iter().filter(|d| d.is_finite()).count()
+}

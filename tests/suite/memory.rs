@@ -1,0 +1,78 @@
+//! Bounded memory (`--max-memory`): large images go through scratch files and bands of rows,
+//! stay under the budget, and give the same maps as an in-memory run.
+
+use crate::common::planar_scene;
+use deepsim::io::{read_disparity, write_tiff_f32};
+use std::path::Path;
+use std::process::Command;
+
+fn run(dir: &Path, out: &str, extra: &[&str]) -> serde_json::Value {
+    let status = Command::new(env!("CARGO_BIN_EXE_deepsim"))
+        .args(["-q", "match", "--disp-min", "0", "--disp-max", "63", "--levels", "3", "--tile", "128", "--tile-overlap", "48"])
+        .arg("--left")
+        .arg(dir.join("l.tif"))
+        .arg("--right")
+        .arg(dir.join("r.tif"))
+        .arg("--out")
+        .arg(dir.join(out))
+        .args(extra)
+        .status()
+        .unwrap();
+    assert!(status.success(), "deepsim match {extra:?} failed");
+    serde_json::from_slice(&std::fs::read(dir.join(out).join("run.json")).unwrap()).unwrap()
+}
+
+/// A 1800 × 1200 float pair (percentile stretch, strip-by-strip reading) under the smallest
+/// budget: scratch storage, peak memory below the budget, the same bits as in memory.
+#[test]
+fn a_pair_larger_than_the_budget_runs_within_it_and_gives_the_in_memory_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(12, 1800, 1200);
+    write_tiff_f32(&dir.path().join("l.tif"), &scene.pair.left.mapv(|v| 1000.0 * v - 200.0)).unwrap();
+    write_tiff_f32(&dir.path().join("r.tif"), &scene.pair.right.mapv(|v| 1000.0 * v - 200.0)).unwrap();
+
+    let free = run(dir.path(), "free", &["--max-memory", "8G"]);
+    assert_eq!(free["storage"], "memory");
+    let budget = 128u64 << 20;
+    let bounded = run(dir.path(), "bounded", &["--max-memory", "128M"]);
+    assert!(bounded["storage"]["scratch"].is_string(), "storage: {}", bounded["storage"]);
+    let peak = bounded["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < budget, "peak {} MB over the 128 MB budget", peak >> 20);
+    // The scratch files (in the output folder by default) are gone.
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path().join("bounded")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    names.sort();
+    assert_eq!(names, ["confidence.tif", "disparity.png", "disparity.tif", "run.json"]);
+
+    for map in ["disparity.tif", "confidence.tif"] {
+        let a = read_disparity(&dir.path().join("free").join(map)).unwrap();
+        let b = read_disparity(&dir.path().join("bounded").join(map)).unwrap();
+        assert!(a.values.iter().zip(&b.values).all(|(x, y)| x.to_bits() == y.to_bits()), "{map} differs");
+    }
+    assert_eq!(free["stats"], bounded["stats"]);
+    let density = bounded["stats"]["density"].as_f64().unwrap();
+    assert!(density > 0.9, "density {density}");
+}
+
+#[test]
+fn a_budget_too_small_is_refused_with_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(12, 64, 48);
+    write_tiff_f32(&dir.path().join("l.tif"), &scene.pair.left).unwrap();
+    write_tiff_f32(&dir.path().join("r.tif"), &scene.pair.right).unwrap();
+    for (budget, message) in [("16M", "use at least 128 MB"), ("lots", "--max-memory 'lots'")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_deepsim"))
+            .args(["-q", "match", "--disp-min", "0", "--disp-max", "15", "--max-memory", budget, "--left"])
+            .arg(dir.path().join("l.tif"))
+            .arg("--right")
+            .arg(dir.path().join("r.tif"))
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{budget}: {stderr}");
+        assert!(!dir.path().join("out/run.json").exists());
+    }
+}
