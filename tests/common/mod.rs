@@ -159,3 +159,19 @@ pub fn check_invalid_files<T>(dir: &std::path::Path, load: impl Fn(&std::path::P
     }
     count
 }
+
+/// A cost volume with random intervals (lower bounds drawn in `lo`, lengths in `len`, both
+/// inclusive ranges) and random costs.
+pub fn random_volume(rng: &mut Rng, w: usize, h: usize, lo: (i64, i64), len: (i64, i64)) -> deepsim::cost::CostVolume {
+    let n = w * h;
+    let (mut l, mut u) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let a = rng.range(lo.0, lo.1) as i32;
+        l.push(a);
+        u.push(a + rng.range(len.0, len.1) as i32 - 1);
+    }
+    let intervals = deepsim::cost::Intervals::from_bounds(w, h, &l, &u).unwrap();
+    let costs = (0..intervals.total()).map(|_| rng.range(0, deepsim::cost::COST_ONE as i64) as u16).collect();
+    deepsim::cost::CostVolume { intervals, costs }
+}
+

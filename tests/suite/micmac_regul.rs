@@ -1,8 +1,8 @@
 //! MicMac's regulariser (`sgm::lines`): against the fast regulariser where both apply, against an
 //! explicit dynamic programme with the occlusion label, and inside the pipeline.
 
-use crate::common::{planar_scene, Rng};
-use deepsim::cost::{CostVolume, Intervals, COST_ONE};
+use crate::common::{planar_scene, random_volume, Rng};
+use deepsim::cost::{CostVolume, COST_ONE};
 use deepsim::eval::{evaluate, nonocc_from_gt};
 use deepsim::pipeline::{pyramid_steps, run, NoProgress, Regularizer};
 use deepsim::pyramid::Propagation;
@@ -10,19 +10,6 @@ use deepsim::sgm::lines::{aggregate_lines, LineParams, MaskLabel};
 use deepsim::sgm::{aggregate, Penalty, SgmParams};
 use deepsim::similarity::{Census, Similarity};
 use ndarray::Array2;
-
-fn random_volume(rng: &mut Rng, w: usize, h: usize, lo: (i64, i64), len: (i64, i64)) -> CostVolume {
-    let n = w * h;
-    let (mut l, mut u) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        let a = rng.range(lo.0, lo.1) as i32;
-        l.push(a);
-        u.push(a + rng.range(len.0, len.1) as i32 - 1);
-    }
-    let intervals = Intervals::from_bounds(w, h, &l, &u).unwrap();
-    let costs = (0..intervals.total()).map(|_| rng.range(0, COST_ONE as i64) as u16).collect();
-    CostVolume { intervals, costs }
-}
 
 #[test]
 fn two_and_four_orientations_equal_the_fast_regulariser_with_4_and_8_directions() {

@@ -6,18 +6,9 @@ use deepsim::sgm::{aggregate, reference::aggregate_reference, Penalty, SgmParams
 use ndarray::Array2;
 
 fn random_volume(rng: &mut Rng, w: usize, h: usize, wide: bool) -> (CostVolume, Array2<f32>) {
-    let n = w * h;
-    let (mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
-        let l = rng.range(-4, 4) as i32;
-        let len = if wide { rng.range(1, 9) } else { rng.range(1, 4) } as i32;
-        lo.push(l);
-        hi.push(l + len - 1);
-    }
-    let intervals = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
-    let costs = (0..intervals.total()).map(|_| rng.range(0, COST_ONE as i64) as u16).collect();
+    let volume = crate::common::random_volume(rng, w, h, (-4, 4), if wide { (1, 9) } else { (1, 4) });
     let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
-    (CostVolume { intervals, costs }, guide)
+    (volume, guide)
 }
 
 fn penalties() -> Vec<Penalty> {
