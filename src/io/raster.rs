@@ -87,7 +87,9 @@ pub(crate) fn fixed_unit_range(format: SampleFormat) -> Option<(f32, f32)> {
 /// [`crate::io::unit_range`] for a streamed image) this is [`Raster::to_unit`], band by band.
 pub fn map_to_unit(values: ArrayView2<f32>, valid: ArrayView2<bool>, lo: f32, hi: f32) -> Array2<f32> {
     let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
-    ndarray::Zip::from(&values).and(&valid).map_collect(|&v, &ok| if ok { ((v - lo) * scale).clamp(0.0, 1.0) } else { 0.0 })
+    ndarray::Zip::from(&values)
+        .and(&valid)
+        .map_collect(|&v, &ok| if ok { ((v - lo) * scale).clamp(0.0, 1.0) } else { 0.0 })
 }
 
 /// Marks the samples equal to `nodata` invalid.
@@ -123,16 +125,10 @@ pub fn read_image(path: &Path, options: &ReadOptions) -> Result<Raster> {
             ));
         }
     };
-    check_not_empty(path, raster.width(), raster.height())?;
-    Ok(raster)
-}
-
-/// An error naming `path` when the image has no pixel.
-pub(crate) fn check_not_empty(path: &Path, width: usize, height: usize) -> Result<()> {
-    if width == 0 || height == 0 {
+    if raster.width() == 0 || raster.height() == 0 {
         return Err(Error::invalid_input(format!("{}: the image is empty (0 pixels)", path.display())));
     }
-    Ok(())
+    Ok(raster)
 }
 
 /// Reads a validity mask: any image format [`read_image`] accepts, or `.npy`;

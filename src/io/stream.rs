@@ -11,12 +11,12 @@
 //! [`unit_range`] computes them exactly while streaming (see [`super::quantile`]), and
 //! [`map_to_unit`](super::map_to_unit) applies them band by band.
 
+use super::npy;
 use super::quantile::streamed_unit_range;
-use super::raster::{extension, fixed_unit_range, mask_of, read_image, Raster, ReadOptions, SampleFormat};
+use super::raster::{Raster, ReadOptions, SampleFormat, extension, fixed_unit_range, mask_of, read_image};
 use super::tiff_rows::TiffRows;
-use super::{npy, raster::check_not_empty};
 use crate::error::{Error, Result};
-use ndarray::{s, Array2};
+use ndarray::{Array2, s};
 use std::path::{Path, PathBuf};
 
 /// An image read by bands of rows, in any order.
@@ -41,11 +41,7 @@ pub trait RowReader: Send {
 /// decoded chunk by chunk; other formats are decoded whole once.
 pub fn open_rows(path: &Path, options: &ReadOptions) -> Result<Box<dyn RowReader>> {
     match extension(path).as_str() {
-        "tif" | "tiff" => {
-            let reader = TiffRows::open(path, options.nodata)?;
-            check_not_empty(path, reader.width(), reader.height())?;
-            Ok(Box::new(reader))
-        }
+        "tif" | "tiff" => Ok(Box::new(TiffRows::open(path, options.nodata)?)),
         _ => Ok(Box::new(RasterRows::from_file(path, read_image(path, options)?))),
     }
 }
@@ -79,7 +75,9 @@ pub fn unit_range(reader: &mut dyn RowReader, band_rows: usize) -> Result<(f32, 
         _ => None,
     };
     streamed_unit_range(integer_offset, |visit| for_each_valid(reader, band_rows, visit))?.ok_or_else(|| {
-        Error::invalid_input("unit_range: the image changed between the two passes over it; do not modify it while reading")
+        Error::invalid_input(
+            "unit_range: the image changed between the two passes over it; do not modify it while reading",
+        )
     })
 }
 

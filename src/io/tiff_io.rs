@@ -78,7 +78,10 @@ impl GeoTags {
     }
 
     /// Writes the tags into the directory of an image being encoded.
-    pub(super) fn write_to<W: Write + Seek, K: TiffKind>(&self, dir: &mut DirectoryEncoder<'_, W, K>) -> tiff::TiffResult<()> {
+    pub(super) fn write_to<W: Write + Seek, K: TiffKind>(
+        &self,
+        dir: &mut DirectoryEncoder<'_, W, K>,
+    ) -> tiff::TiffResult<()> {
         for (tag, value) in &self.entries {
             match value {
                 GeoValue::Doubles(v) => dir.write_tag(Tag::Unknown(*tag), v.as_slice())?,
@@ -113,4 +116,3 @@ pub fn read_geotags(path: &Path) -> Result<Option<GeoTags>> {
     entries.sort_by_key(|(tag, _)| *tag);
     Ok((!entries.is_empty()).then_some(GeoTags { entries }))
 }
-

@@ -7,16 +7,16 @@
 //! except for files stored as one strip, whose only chunk row is the whole image.
 
 use super::png_io::interleaved_to_grey;
-use super::raster::{mark_nodata, Raster, SampleFormat};
-use super::stream::{check_rows, RowReader};
+use super::raster::{Raster, SampleFormat, mark_nodata};
+use super::stream::{RowReader, check_rows};
 use crate::error::{Error, Result};
-use ndarray::{s, Array2};
+use ndarray::{Array2, s};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use tiff::ColorType;
 use tiff::decoder::{ChunkType, Decoder, DecodingResult, DecodingSampleType, Limits};
 use tiff::tags::Tag;
-use tiff::ColorType;
 
 /// GDAL's private tag holding the nodata value as ASCII.
 const GDAL_NODATA: u16 = 42113;
@@ -96,6 +96,7 @@ impl TiffRows {
         Ok(self.cached.insert(row))
     }
 
+    /// Decodes row `index` of chunks to grey and applies the nodata value.
     fn decode_chunk_row(&mut self, index: usize) -> Result<ChunkRow> {
         let ChunkGrid { chunk_width, chunk_height, across } = self.grid;
         let y0 = index * chunk_height;
@@ -126,7 +127,8 @@ impl TiffRows {
     /// Decodes chunk `index`, `cols` × `rows` pixels, to grey.
     fn decode_chunk(&mut self, index: usize, cols: usize, rows: usize) -> Result<Raster> {
         let path = &self.path;
-        let chunk = u32::try_from(index).map_err(|_| Error::decode(path, format!("chunk index {index} out of range")))?;
+        let chunk =
+            u32::try_from(index).map_err(|_| Error::decode(path, format!("chunk index {index} out of range")))?;
         let data = self.decoder.read_chunk(chunk).map_err(|e| Error::decode(path, format!("chunk {index}: {e}")))?;
         let (format, samples) = samples_to_f32(path, data)?;
         let PixelLayout { channels, alpha } = self.pixel;
@@ -134,7 +136,11 @@ impl TiffRows {
         if format != self.format || samples.len() < expected {
             return Err(Error::decode(
                 path,
-                format!("chunk {index}: expected {expected} {:?} samples, found {} {format:?}", self.format, samples.len()),
+                format!(
+                    "chunk {index}: expected {expected} {:?} samples, found {} {format:?}",
+                    self.format,
+                    samples.len()
+                ),
             ));
         }
         Ok(interleaved_to_grey(&samples, cols, rows, channels, alpha, format))
@@ -157,13 +163,23 @@ impl RowReader for TiffRows {
     fn read_rows(&mut self, y0: usize, rows: usize) -> Result<(Array2<f32>, Array2<bool>)> {
         check_rows(&self.path, y0, rows, self.height)?;
         let chunk_height = self.grid.chunk_height;
+        if rows > 0 && y0.is_multiple_of(chunk_height) && rows == chunk_height.min(self.height - y0) {
+            // Exactly one row of chunks (a whole single-strip image, say): handed over, not copied.
+            let index = y0 / chunk_height;
+            let row = match self.cached.take().filter(|row| row.index == index) {
+                Some(row) => row,
+                None => self.decode_chunk_row(index)?,
+            };
+            return Ok((row.values, row.valid));
+        }
         let mut values = Array2::zeros((rows, self.width));
         let mut valid = Array2::from_elem((rows, self.width), false);
         let mut y = y0;
         while y < y0 + rows {
             let index = y / chunk_height;
             let row = self.chunk_row(index)?;
-            let (from, to) = (y - index * chunk_height, (y0 + rows).min((index + 1) * chunk_height) - index * chunk_height);
+            let (from, to) =
+                (y - index * chunk_height, (y0 + rows).min((index + 1) * chunk_height) - index * chunk_height);
             let dst = y - y0..y - y0 + (to - from);
             values.slice_mut(s![dst.clone(), ..]).assign(&row.values.slice(s![from..to, ..]));
             valid.slice_mut(s![dst, ..]).assign(&row.valid.slice(s![from..to, ..]));
@@ -182,11 +198,17 @@ fn pixel_layout(path: &Path, colour: ColorType) -> Result<PixelLayout> {
         ColorType::RGB(bits) => (3, false, bits),
         ColorType::RGBA(bits) => (4, true, bits),
         other => {
-            return Err(Error::unsupported(path, format!("TIFF colour type {other:?}; convert to one grey band or RGB")));
+            return Err(Error::unsupported(
+                path,
+                format!("TIFF colour type {other:?}; convert to one grey band or RGB"),
+            ));
         }
     };
     if ![8, 16, 32, 64].contains(&bits) {
-        return Err(Error::unsupported(path, format!("{bits}-bit TIFF samples; use 8, 16 or 32-bit integers or float")));
+        return Err(Error::unsupported(
+            path,
+            format!("{bits}-bit TIFF samples; use 8, 16 or 32-bit integers or float"),
+        ));
     }
     Ok(PixelLayout { channels, alpha })
 }
@@ -194,10 +216,8 @@ fn pixel_layout(path: &Path, colour: ColorType) -> Result<PixelLayout> {
 /// Rejects band-interleaved (planar) files with several samples per pixel: their chunks hold one
 /// band each.
 fn check_pixel_interleaved(path: &Path, decoder: &mut Decoder<BufReader<File>>, pixel: PixelLayout) -> Result<()> {
-    let planar = decoder
-        .find_tag_unsigned::<u16>(Tag::PlanarConfiguration)
-        .map_err(|e| Error::decode(path, e))?
-        .unwrap_or(1);
+    let planar =
+        decoder.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).map_err(|e| Error::decode(path, e))?.unwrap_or(1);
     if planar == PLANAR_SEPARATE && pixel.channels > 1 {
         return Err(Error::unsupported(
             path,

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use tiff::encoder::compression::{CompressionAlgorithm, Deflate, DeflateLevel};
 use tiff::encoder::{DirectoryEncoder, Rational, TiffEncoder, TiffKind, TiffKindBig, TiffKindStandard, TiffValue};
@@ -77,8 +77,8 @@ impl TiffSample for f32 {}
 
 /// Writes a single-band TIFF while its rows arrive, in order, any number at a time.
 ///
-/// Memory: one strip being filled and up to [`STRIPS_IN_FLIGHT`] + 1 strips queued or being
-/// compressed, whatever the image size. Files over 3 GiB of samples are BigTIFF.
+/// Memory: one strip being filled and up to three strips queued or being compressed, whatever
+/// the image size. Images over 3 GiB of samples are written as BigTIFF.
 pub struct TiffRowWriter<T: TiffSample> {
     path: PathBuf,
     width: usize,
@@ -122,7 +122,10 @@ impl<T: TiffSample> TiffRowWriter<T> {
             )));
         };
         if w == 0 || h == 0 {
-            return Err(Error::invalid_input(format!("{}: cannot write an empty image ({width} × {height})", path.display())));
+            return Err(Error::invalid_input(format!(
+                "{}: cannot write an empty image ({width} × {height})",
+                path.display()
+            )));
         }
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
         let target = Target { path: path.to_path_buf(), width: w, height: h, geo: geo.cloned() };
@@ -219,10 +222,9 @@ impl<T: TiffSample> Drop for TiffRowWriter<T> {
 /// Waits for the writer thread and returns its outcome.
 fn join<T>(path: &Path, worker: Worker<T>) -> Result<()> {
     drop(worker.sender);
-    worker
-        .handle
-        .join()
-        .unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, format!("{}: the TIFF writer thread panicked", path.display()))))
+    worker.handle.join().unwrap_or_else(|_| {
+        Err(Error::new(ErrorKind::Io, format!("{}: the TIFF writer thread panicked", path.display())))
+    })
 }
 
 /// The writer thread: encodes the strips received into `file`; on any failure, or when the
@@ -246,7 +248,11 @@ fn write_file<T: TiffSample>(file: File, target: &Target, big: bool, strips: Rec
 
 /// Encodes the image: header, tags, the strips as they come, then the strip tables and the
 /// directory once [`Message::Finish`] arrives.
-fn encode<T: TiffSample, K: TiffKind>(out: &mut BufWriter<File>, target: &Target, strips: Receiver<Message<T>>) -> Result<()> {
+fn encode<T: TiffSample, K: TiffKind>(
+    out: &mut BufWriter<File>,
+    target: &Target,
+    strips: Receiver<Message<T>>,
+) -> Result<()> {
     let path = &target.path;
     let tiff_err = |e: tiff::TiffError| Error::new(ErrorKind::Io, format!("{}: {e}", path.display()));
     let mut encoder = TiffEncoder::<_, K>::new_generic(out).map_err(tiff_err)?;
