@@ -49,14 +49,15 @@ impl MapFiles {
         files: &[(String, Content)],
         preview: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let mut maps = Vec::new();
+        // Built first, so that its Drop removes the files already opened if one fails.
+        let mut maps = MapFiles { maps: Vec::new(), preview: preview.map(|name| (name.to_string(), Preview::new(width, height))) };
         for (name, content) in files {
             let file = AtomicFile::new(&dir.join(name));
             let writer = TiffRowWriter::create(file.tmp_path(), width, height, geo);
-            maps.push(MapFile { name: name.clone(), file: Some(file), writer: None, content: *content });
-            maps.last_mut().expect("just pushed").writer = Some(writer?);
+            maps.maps.push(MapFile { name: name.clone(), file: Some(file), writer: None, content: *content });
+            maps.maps.last_mut().expect("just pushed").writer = Some(writer?);
         }
-        Ok(MapFiles { maps, preview: preview.map(|name| (name.to_string(), Preview::new(width, height))) })
+        Ok(maps)
     }
 
     /// Completes every file and hands them to `outputs` (renamed with it); returns their names.

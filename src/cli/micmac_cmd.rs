@@ -102,26 +102,21 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     for (i, step) in output.steps.iter().enumerate() {
         let (number, dezoom) = (plan.numbers[i], plan.dezooms[i]);
         let geo = geo.as_ref().map(|g| g.scaled(dezoom));
-        let mut write = |name: String, f: &dyn Fn(&mut OutputSet, &str) -> anyhow::Result<()>| -> anyhow::Result<()> {
-            f(&mut outputs, &name)?;
-            written.push(name);
-            Ok(())
-        };
-        write(format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &|o, n| {
-            write_grid(&dir_mec, n, &step.disparity, geo.as_ref(), o, |d| -(d as f32))
-        })?;
-        write(format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif"), &|o, n| {
-            write_grid(&dir_mec, n, &step.disparity, geo.as_ref(), o, |_| 0f32)
-        })?;
+        let geo = geo.as_ref();
+        let px1 = format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif");
+        write_grid(&dir_mec, &px1, &step.disparity, geo, &mut outputs, |d| -(d as f32))?;
+        let px2 = format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif");
+        write_grid(&dir_mec, &px2, &step.disparity, geo, &mut outputs, |_| 0f32)?;
+        written.extend([px1, px2]);
         if plan.correl_images[i] {
-            write(format!("Correl_LeChantier_Num_{number}.tif"), &|o, n| {
-                write_grid(&dir_mec, n, &step.confidence, geo.as_ref(), o, |c| (c.clamp(0.0, 1.0) * 255.0).round() as u8)
-            })?;
+            let correl = format!("Correl_LeChantier_Num_{number}.tif");
+            write_grid(&dir_mec, &correl, &step.confidence, geo, &mut outputs, |c| (c.clamp(0.0, 1.0) * 255.0).round() as u8)?;
+            written.push(correl);
         }
         if let Some(masked) = &step.masked {
-            write(format!("AutoMask_LeChantier_Num_{number}.tif"), &|o, n| {
-                write_grid(&dir_mec, n, masked, geo.as_ref(), o, |m| u8::from(!m))
-            })?;
+            let auto_mask = format!("AutoMask_LeChantier_Num_{number}.tif");
+            write_grid(&dir_mec, &auto_mask, masked, geo, &mut outputs, |m| u8::from(!m))?;
+            written.push(auto_mask);
         }
     }
     written.extend(maps.finish(&dir_mec, &mut outputs)?);
