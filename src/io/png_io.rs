@@ -39,7 +39,15 @@ impl PngHeader {
 }
 
 fn open_decoder(path: &Path) -> Result<(PngHeader, impl ImageDecoder)> {
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    // The size first, from IHDR alone (nothing allocated): one decoded row must fit the ceiling
+    // before a decoder sets up its row buffers.
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut png_decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let info = png_decoder.read_header_info().map_err(|e| Error::decode(path, e))?;
+    let (w, h) = (u64::from(info.width), u64::from(info.height));
+    limits::check_alloc(path, &format!("{w} × {h} pixels"), limits::product(&[w, 4 * 8 + 5]))?;
+    let mut reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+    reader.limits(image::Limits::no_limits());
     let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
     let decoder = reader.into_decoder().map_err(|e| Error::decode(path, e))?;
     let (w, h) = decoder.dimensions();
