@@ -13,7 +13,7 @@
 //! `DEEPSIM_FUZZ_CASES` (cases per target, default 1500: well under a minute in CI) and
 //! `DEEPSIM_FUZZ_SEED` run it longer or elsewhere.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 /// SplitMix64.
@@ -82,7 +82,8 @@ fn mutate(rng: &mut Rng, data: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
             }
             7 => {
                 // A run of digits (or any spot) replaced by a hostile number or token.
-                let digits: Vec<usize> = d.iter().enumerate().filter(|(_, b)| b.is_ascii_digit()).map(|(i, _)| i).collect();
+                let digits: Vec<usize> =
+                    d.iter().enumerate().filter(|(_, b)| b.is_ascii_digit()).map(|(i, _)| i).collect();
                 let at = if digits.is_empty() { rng.below(len + 1) } else { digits[rng.below(digits.len())] };
                 let end = (at..len).find(|&j| !d[j].is_ascii_digit()).unwrap_or(len).max(at);
                 let token = INTERESTING_TEXT[rng.below(INTERESTING_TEXT.len())];
@@ -141,7 +142,16 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// Mutates `seeds` `cases` times and runs `check` on each mutant (written to `dir/NAME.EXT`
 /// with the seed's extension); returns the number of cases run. Panics are collected.
-fn fuzz(target: &str, seeds: &[(String, Vec<u8>)], cases: u64, seed: u64, dir: &Path, crashes: &mut Vec<String>, check: &dyn Fn(&Path, &[u8])) -> u64 {
+fn fuzz(
+    target: &str,
+    seeds: &[(String, Vec<u8>)],
+    cases: u64,
+    seed: u64,
+    dir: &Path,
+    crashes: &mut Vec<String>,
+    check: &dyn Fn(&Path, &[u8]),
+) -> u64 {
+    let start = std::time::Instant::now();
     let mut rng = Rng(seed ^ target.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
     let others: Vec<Vec<u8>> = seeds.iter().map(|(_, d)| d.clone()).collect();
     for case in 0..cases {
@@ -160,6 +170,7 @@ fn fuzz(target: &str, seeds: &[(String, Vec<u8>)], cases: u64, seed: u64, dir: &
             crashes.push(format!("{target} case {case} (from {name}): saved as {}", saved.display()));
         }
     }
+    eprintln!("fuzz {target}: {cases} cases in {:.1} s", start.elapsed().as_secs_f64());
     cases
 }
 
@@ -182,7 +193,9 @@ fn no_reader_panics_on_mutated_inputs() {
     std::panic::set_hook(Box::new(|_| {}));
     let cases = env_number("DEEPSIM_FUZZ_CASES", 1500);
     let seed = env_number("DEEPSIM_FUZZ_SEED", 16);
-    let dir = tempfile::tempdir().unwrap();
+    // Every case is written to a file: in memory when the system has a tmpfs.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
     let mut crashes = Vec::new();
     let mut total = 0;
 
@@ -192,7 +205,8 @@ fn no_reader_panics_on_mutated_inputs() {
     total += fuzz("xml", &xml, cases, seed, dir.path(), &mut crashes, &|path, bytes| {
         let _ = deepsim::micmac::parse_xml(&String::from_utf8_lossy(bytes), path);
         let _ = deepsim::micmac::MicmacFile::load(path, &[("Im1".into(), "x.tif".into())]);
-        let _ = deepsim::micmac::MicmacFile::load(path, &[]).and_then(|f| deepsim::micmac::MicmacPlan::new(&f.config, path));
+        let _ = deepsim::micmac::MicmacFile::load(path, &[])
+            .and_then(|f| deepsim::micmac::MicmacPlan::new(&f.config, path));
         let _ = deepsim::engine_xml::EngineFile::load(path);
     });
 

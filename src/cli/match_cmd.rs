@@ -222,6 +222,16 @@ fn build_learned(
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     deepsim::io::set_decode_limit(job.budget);
+    // The folder first: from here on, whatever fails, the previous run's outputs are gone and
+    // no other run writes here.
+    let out = job.out.as_path();
+    let names = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from);
+    let inputs: Vec<&Path> = [Some(&job.left), Some(&job.right), job.left_mask.as_ref(), job.right_mask.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    let _folder = OutputFolder::prepare(out, REPORT_FILE, &names, &inputs)?;
     let options = ReadOptions { nodata: job.nodata };
     let left = InputImage::open(&job.left, job.left_mask.as_deref(), &options)?;
     let right = InputImage::open(&job.right, job.right_mask.as_deref(), &options)?;
@@ -231,14 +241,6 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     config
         .validate_sizes(size_left, size_right, backends.len())
         .with_context(|| format!("left {}, right {}", job.left.display(), job.right.display()))?;
-    let out = job.out.as_path();
-    let names = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from);
-    let inputs: Vec<&Path> = [Some(&job.left), Some(&job.right), job.left_mask.as_ref(), job.right_mask.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(PathBuf::as_path)
-        .collect();
-    let _folder = OutputFolder::prepare(out, REPORT_FILE, &names, &inputs)?;
 
     let (w, h) = size_left;
     let scratch = job.scratch.as_deref().unwrap_or(out);

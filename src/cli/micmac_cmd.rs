@@ -39,6 +39,12 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
         Some(rule) => (find_mask(rule, &cfg.im1, &work_dir)?, find_mask(rule, &cfg.im2, &work_dir)?),
         None => (None, None),
     };
+    // The folder first: from here on, whatever fails, the previous run's outputs are gone and
+    // no other run writes here.
+    let dir_mec = work_dir.join(&cfg.dir_mec);
+    let inputs: Vec<&Path> =
+        [Some(&im1), Some(&im2), mask1.as_ref(), mask2.as_ref()].into_iter().flatten().map(PathBuf::as_path).collect();
+    let _folder = OutputFolder::prepare(&dir_mec, REPORT_FILE, &output_names(&plan), &inputs)?;
     let left = InputImage::open(&im1, mask1.as_deref(), &options)?;
     let right = InputImage::open(&im2, mask2.as_deref(), &options)?;
     let (size_left, size_right) = (left.size(), right.size());
@@ -80,10 +86,6 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
         .validate_sizes(size_left, size_right, backend_refs.len())
         .with_context(|| format!("Im1 {}, Im2 {}", im1.display(), im2.display()))?;
 
-    let dir_mec = work_dir.join(&cfg.dir_mec);
-    let inputs: Vec<&Path> =
-        [Some(&im1), Some(&im2), mask1.as_ref(), mask2.as_ref()].into_iter().flatten().map(PathBuf::as_path).collect();
-    let _folder = OutputFolder::prepare(&dir_mec, REPORT_FILE, &output_names(&plan), &inputs)?;
     let (w, h) = size_left;
     let scratch = args.scratch.as_deref().unwrap_or(&dir_mec);
     let storage = pipeline::storage_for(config.memory_budget, w, h, config.keep_steps, scratch);

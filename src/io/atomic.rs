@@ -55,9 +55,9 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = target.file_name().ok_or_else(|| {
-            Error::invalid_input(format!("{}: an output needs a file name", target.display()))
-        })?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::invalid_input(format!("{}: an output needs a file name", target.display())))?;
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
         prefix.push(".");
@@ -66,7 +66,15 @@ impl AtomicFile {
             .suffix(".partial")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)
-            .map_err(|e| Error::io(target, std::io::Error::new(e.kind(), format!("cannot create its temporary file in {}: {e}", dir.display()))))?;
+            .map_err(|e| {
+                Error::io(
+                    target,
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot create its temporary file in {}: {e}", dir.display()),
+                    ),
+                )
+            })?;
         let (_, tmp) = file.into_parts();
         Ok(AtomicFile { tmp, target: target.to_path_buf() })
     }

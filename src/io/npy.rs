@@ -28,14 +28,14 @@ pub fn read_npy_array(path: &Path) -> Result<(Vec<usize>, SampleFormat, Vec<f32>
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("missing the \\x93NUMPY magic"));
     }
-    let (header_len, header_start) = match bytes[6] {
+    let (header_len, header_start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => {
             (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         _ => return Err(bad("unknown format version")),
     };
-    let data_start = (header_start as usize).checked_add(header_len).ok_or_else(|| bad("header length overflows"))?;
+    let data_start = header_start.checked_add(header_len).ok_or_else(|| bad("header length overflows"))?;
     let header = bytes
         .get(header_start..data_start)
         .and_then(|h| std::str::from_utf8(h).ok())

@@ -65,7 +65,9 @@ impl OutputFolder {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let orphan = name.ends_with(".partial")
-                    && stale.iter().any(|s| name.strip_prefix('.').is_some_and(|rest| rest.starts_with(&format!("{s}."))));
+                    && stale
+                        .iter()
+                        .any(|s| name.strip_prefix('.').is_some_and(|rest| rest.starts_with(&format!("{s}."))));
                 if orphan {
                     stale.push(name);
                 }
@@ -79,7 +81,10 @@ impl OutputFolder {
             let path = dir.join(name);
             match std::fs::symlink_metadata(&path) {
                 Ok(meta) if !meta.is_dir() => std::fs::remove_file(&path).map_err(|e| {
-                    Error::io(&path, std::io::Error::new(e.kind(), format!("cannot remove the previous run's output: {e}")))
+                    Error::io(
+                        &path,
+                        std::io::Error::new(e.kind(), format!("cannot remove the previous run's output: {e}")),
+                    )
                 })?,
                 _ => {}
             }
@@ -135,7 +140,9 @@ fn lock(dir: &Path) -> Result<File> {
             .truncate(false)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| Error::io(&path, std::io::Error::new(e.kind(), format!("cannot open the lock file (a link?): {e}"))))?;
+            .map_err(|e| {
+                Error::io(&path, std::io::Error::new(e.kind(), format!("cannot open the lock file (a link?): {e}")))
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

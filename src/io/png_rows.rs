@@ -11,9 +11,9 @@
 //! [`interleaved_to_grey`] and the nodata value.
 
 use super::limits;
-use super::png_io::{interleaved_to_grey, read_png_header, PngHeader};
-use super::raster::{mark_nodata, read_image, ReadOptions, SampleFormat};
-use super::stream::{check_rows, RasterRows, RowReader};
+use super::png_io::{PngHeader, interleaved_to_grey, read_png_header};
+use super::raster::{ReadOptions, SampleFormat, mark_nodata, read_image};
+use super::stream::{RasterRows, RowReader, check_rows};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use std::fs::File;
@@ -30,7 +30,7 @@ pub(crate) struct PngRows {
 
 enum Source {
     /// Rows decoded in order; `next` is the row the decoder returns next.
-    Stream { reader: Option<png::Reader<BufReader<File>>>, next: usize },
+    Stream { reader: Option<Box<png::Reader<BufReader<File>>>>, next: usize },
     /// An interlaced file, decoded whole at the first read.
     Whole(Option<RasterRows>),
 }
@@ -55,12 +55,12 @@ impl PngRows {
 }
 
 /// A `png` decoder positioned before the first row, its allocations bounded by the ceiling.
-fn open_reader(path: &Path) -> Result<png::Reader<BufReader<File>>> {
+fn open_reader(path: &Path) -> Result<Box<png::Reader<BufReader<File>>>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let bytes = usize::try_from(limits::decode_limit()).unwrap_or(usize::MAX);
     let mut decoder = png::Decoder::new_with_limits(BufReader::new(file), png::Limits { bytes });
     decoder.set_transformations(png::Transformations::EXPAND);
-    decoder.read_info().map_err(|e| Error::decode(path, e))
+    decoder.read_info().map(Box::new).map_err(|e| Error::decode(path, e))
 }
 
 impl RowReader for PngRows {
@@ -78,7 +78,8 @@ impl RowReader for PngRows {
 
     fn read_rows(&mut self, y0: usize, rows: usize) -> Result<(Array2<f32>, Array2<bool>)> {
         check_rows(&self.path, y0, rows, self.header.height)?;
-        let (w, channels, alpha, format) = (self.header.width, self.header.channels, self.header.alpha, self.header.format);
+        let (w, channels, alpha, format) =
+            (self.header.width, self.header.channels, self.header.alpha, self.header.format);
         // The band's samples as f32, then its grey values and validity.
         limits::check_alloc(
             &self.path,
@@ -105,10 +106,10 @@ impl RowReader for PngRows {
                 let path = &self.path;
                 let mut samples = Vec::with_capacity(rows * w * channels);
                 while *next < y0 + rows {
-                    let row = decoder
-                        .next_row()
-                        .map_err(|e| Error::decode(path, format!("row {next}: {e}")))?
-                        .ok_or_else(|| Error::decode(path, format!("the data ends at row {next} of {}", self.header.height)))?;
+                    let row =
+                        decoder.next_row().map_err(|e| Error::decode(path, format!("row {next}: {e}")))?.ok_or_else(
+                            || Error::decode(path, format!("the data ends at row {next} of {}", self.header.height)),
+                        )?;
                     if *next >= y0 {
                         append_samples(row.data(), format, w * channels, &mut samples)
                             .map_err(|what| Error::decode(path, format!("row {next}: {what}")))?;
@@ -126,7 +127,12 @@ impl RowReader for PngRows {
 }
 
 /// Appends the `count` samples of a decoded row (8-bit, or 16-bit big-endian) as f32.
-fn append_samples(data: &[u8], format: SampleFormat, count: usize, out: &mut Vec<f32>) -> std::result::Result<(), String> {
+fn append_samples(
+    data: &[u8],
+    format: SampleFormat,
+    count: usize,
+    out: &mut Vec<f32>,
+) -> std::result::Result<(), String> {
     let bytes_per_sample = if format == SampleFormat::U16 { 2 } else { 1 };
     if data.len() < count * bytes_per_sample {
         return Err(format!("{} bytes decoded, {} expected", data.len(), count * bytes_per_sample));

@@ -19,9 +19,11 @@ fn repo(p: &str) -> PathBuf {
 
 fn save_grey(path: &Path, values: &ndarray::Array2<f32>) {
     let (h, w) = values.dim();
-    image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8]))
-        .save(path)
-        .unwrap();
+    image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8])
+    })
+    .save(path)
+    .unwrap();
 }
 
 /// A folder with a small textured pair `l.png`, `r.png`.
@@ -62,7 +64,8 @@ fn assert_clean_failure(what: &str, o: &Output, named: &str) {
 }
 
 fn bad_files(role: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo("tests/bad").join(role)).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(repo("tests/bad").join(role)).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert!(!files.is_empty(), "tests/bad/{role} is empty");
     files
@@ -144,7 +147,15 @@ fn eval_refuses_ground_truth_without_a_valid_pixel_and_an_empty_mask() {
         .unwrap();
     assert_clean_failure("all-zero mask", &o, "zeros.tif");
     // --json onto an input.
-    let o = deepsim().args(["eval", "--disparity"]).arg(&disparity).arg("--gt").arg(&nan_gt).arg("--json").arg(&nan_gt).output().unwrap();
+    let o = deepsim()
+        .args(["eval", "--disparity"])
+        .arg(&disparity)
+        .arg("--gt")
+        .arg(&nan_gt)
+        .arg("--json")
+        .arg(&nan_gt)
+        .output()
+        .unwrap();
     assert_clean_failure("--json onto the ground truth", &o, "would overwrite");
     assert_eq!(deepsim::io::read_disparity(&nan_gt).unwrap().width(), 8, "the ground truth is intact");
 }
@@ -182,7 +193,8 @@ fn many_symbols_and_chained_symbols_parse() {
     symbols += "<Symb>C0=x</Symb>\n";
     symbols.extend((1..60).map(|i| format!("<Symb>C{i}=${{C{}}}</Symb>\n", i - 1)));
     let path = dir.path().join("many.xml");
-    std::fs::write(&path, base.replace("<Symb> ZReg=0.02 </Symb>", &format!("<Symb> ZReg=0.02 </Symb>\n{symbols}"))).unwrap();
+    std::fs::write(&path, base.replace("<Symb> ZReg=0.02 </Symb>", &format!("<Symb> ZReg=0.02 </Symb>\n{symbols}")))
+        .unwrap();
     let file = deepsim::micmac::MicmacFile::load(&path, &[]).unwrap();
     assert_eq!(file.symbols["C59"], "x");
     assert_eq!(file.symbols.len(), 40_000 + 60 + 3);
@@ -209,7 +221,12 @@ fn a_closed_stderr_does_not_turn_success_into_a_panic() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(out.join("run.json").exists());
     // And a failing run still exits 1, not 101.
-    let mut child = deepsim().args(["match", "--left", "nope.png", "--right", "nope.png", "--out"]).arg(&out).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = deepsim()
+        .args(["match", "--left", "nope.png", "--right", "nope.png", "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
@@ -240,7 +257,12 @@ fn plugin_load_failures_carry_the_loaders_reason() {
     let fake = dir.path().join("libfake.so");
     std::fs::write(&fake, b"not an ELF file at all").unwrap();
     let p = pair();
-    let o = run_match(&p.path().join("l.png"), &p.path().join("r.png"), &p.path().join("out"), &["--plugin", fake.to_str().unwrap()]);
+    let o = run_match(
+        &p.path().join("l.png"),
+        &p.path().join("r.png"),
+        &p.path().join("out"),
+        &["--plugin", fake.to_str().unwrap()],
+    );
     assert_clean_failure("fake plugin", &o, "libfake.so");
     let err = stderr(&o);
     // dlerror's own words follow libloading's "dlopen failed".
@@ -265,11 +287,20 @@ fn micmac_mask_patterns_follow_micmacs_group_rule() {
         "  <MasqImageIn>\n    <OneMasqueImage> <PatternSel> (.*)\\.tif </PatternSel> <NomMasq> $1_Masq.tif </NomMasq> </OneMasqueImage>\n    \
          <AcceptNonExistingFile> true </AcceptNonExistingFile>\n  </MasqImageIn>\n</Section_PriseDeVue>",
     );
-    std::fs::write(dir.path().join("mask.xml"), xml.replace("<Px1IncCalc> 50 </Px1IncCalc>", "<Px1IncCalc> 20 </Px1IncCalc>")).unwrap();
+    std::fs::write(
+        dir.path().join("mask.xml"),
+        xml.replace("<Px1IncCalc> 50 </Px1IncCalc>", "<Px1IncCalc> 20 </Px1IncCalc>"),
+    )
+    .unwrap();
     let o = deepsim().current_dir(dir.path()).args(["-q", "match", "mask.xml"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("MEC/run.json")).unwrap()).unwrap();
-    assert!(report["inputs"]["left"]["mask"].as_str().unwrap().ends_with("left_Masq.tif"), "{}", report["inputs"]["left"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("MEC/run.json")).unwrap()).unwrap();
+    assert!(
+        report["inputs"]["left"]["mask"].as_str().unwrap().ends_with("left_Masq.tif"),
+        "{}",
+        report["inputs"]["left"]
+    );
     assert_eq!(report["inputs"]["left"]["valid_pixels"], 64 * 96);
     let disparity = deepsim::io::read_disparity(&dir.path().join("MEC/disparity.tif")).unwrap();
     assert!(disparity.values.slice(ndarray::s![.., 64..]).iter().all(|d| d.is_nan()), "masked half has no value");
@@ -277,7 +308,12 @@ fn micmac_mask_patterns_follow_micmacs_group_rule() {
 
 #[test]
 fn duplicate_overrides_are_refused() {
-    let o = deepsim().args(["match"]).arg(repo("xml/minimal_epipolar.xml")).args(["+Im1=a.tif", "+Im1=b.tif"]).output().unwrap();
+    let o = deepsim()
+        .args(["match"])
+        .arg(repo("xml/minimal_epipolar.xml"))
+        .args(["+Im1=a.tif", "+Im1=b.tif"])
+        .output()
+        .unwrap();
     assert_clean_failure("+Im1 twice", &o, "+Im1= is given twice");
 }
 
@@ -309,7 +345,8 @@ fn links_planted_in_the_output_folder_are_never_written_through() {
         assert!(!std::fs::symlink_metadata(out.join(name)).unwrap().file_type().is_symlink(), "{name}");
     }
     // No temporary left behind.
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.starts_with('.') && n.ends_with(".partial")), "{names:?}");
 }
 
@@ -376,7 +413,8 @@ fn concurrent_runs_into_one_folder_never_leave_a_broken_output() {
     // Whoever won, the folder holds one complete, decodable set.
     assert!(out.join("run.json").exists());
     assert_eq!(deepsim::io::read_disparity(&out.join("disparity.tif")).unwrap().width(), 96);
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.ends_with(".partial") || n == deepsim::io::LOCK_FILE), "{names:?}");
 }
 
@@ -397,8 +435,14 @@ fn a_failed_run_leaves_no_output_of_the_previous_run() {
     std::fs::write(&corrupt, &good[..good.len() / 2]).unwrap();
     let o = run_match(&l, &corrupt, &out, &[]);
     assert_clean_failure("corrupt right image", &o, "corrupt.png");
-    let left: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let left: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(left.is_empty(), "the previous run's outputs are gone, nothing else is left: {left:?}");
+    // Likewise when an input is missing: the run has started on the folder.
+    assert!(run_match(&l, &r, &out, &[]).status.success());
+    let o = run_match(&l, &dir.path().join("missing.png"), &out, &[]);
+    assert_clean_failure("missing right image", &o, "missing.png");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
 }
 
 #[test]
@@ -426,21 +470,20 @@ fn an_output_path_that_is_a_file_is_named_as_such() {
 
 #[test]
 fn a_set_whose_rename_fails_is_rolled_back() {
-    use deepsim::io::{create_file, OutputSet};
+    use deepsim::io::{OutputSet, create_file};
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     // The last member's final name is a non-empty folder: its rename fails.
     std::fs::create_dir_all(dir.path().join("run.json/inside")).unwrap();
     let mut set = OutputSet::new();
     for name in ["a.tif", "run.json"] {
-        set.write(&dir.path().join(name), |p| {
-            create_file(p)?.write_all(b"data").map_err(|e| deepsim::Error::io(p, e))
-        })
-        .unwrap();
+        set.write(&dir.path().join(name), |p| create_file(p)?.write_all(b"data").map_err(|e| deepsim::Error::io(p, e)))
+            .unwrap();
     }
     assert!(set.commit().is_err());
     assert!(!dir.path().join("a.tif").exists(), "the member renamed before the failure is removed");
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["run.json"], "only the folder that blocked the rename");
 }
 
