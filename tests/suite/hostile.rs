@@ -503,3 +503,16 @@ fn a_completely_ambiguous_pair_gets_no_confidence() {
         assert_eq!(max, 0.0, "{regularizer}: a pair without information has confidence 0 everywhere");
     }
 }
+
+#[test]
+fn synth_refuses_pairs_that_do_not_fit_the_memory_instead_of_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = deepsim()
+        .args(["-q", "--threads", "64", "synth", "--size", "16384", "--focal-px", "20000", "--count", "64", "--seed", "1"])
+        .arg("--out")
+        .arg(dir.path().join("synth"))
+        .output()
+        .unwrap();
+    assert_clean_failure("synth 16384² × 64 threads", &o, "--size 16384x16384");
+    assert!(stderr(&o).contains("memory budget"), "{}", stderr(&o));
+}
