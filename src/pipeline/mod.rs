@@ -696,13 +696,15 @@ fn match_level(
                 let parts = split(tile, overlap, w, h);
                 if parts.len() == 1 {
                     return Err(Error::invalid_parameter(format!(
-                        "the memory budget ({} MB) is too small for level {} (a {}×{} tile needs {} MB): \
-                         raise the budget (--max-memory)",
+                        "the memory budget ({} MB) is too small for level {}: a {}×{} tile needs {} MB, more than \
+                         the {} MB a tile may use (half of the budget left after the program's share): raise the \
+                         budget (--max-memory)",
                         budget.total() >> 20,
                         context.level,
                         tile.outer.width(),
                         tile.outer.height(),
-                        need >> 20
+                        need >> 20,
+                        budget.tile_bytes() >> 20
                     )));
                 }
                 parts.into_iter().rev().for_each(|part| pending.push_front(part));

@@ -516,3 +516,24 @@ fn synth_refuses_pairs_that_do_not_fit_the_memory_instead_of_aborting() {
     assert_clean_failure("synth 16384² × 64 threads", &o, "--size 16384x16384");
     assert!(stderr(&o).contains("memory budget"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_model_refuses_a_declared_embedding_size_the_network_does_not_output() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo("tests/data/models/tiny_conv/features.onnx");
+    let mut model = tract_onnx::pb::ModelProto::decode(std::fs::read(source).unwrap().as_slice()).unwrap();
+    let declared = model.metadata_props.iter_mut().find(|p| p.key == "deepsim.embedding_dim").unwrap();
+    let real: usize = declared.value.parse().unwrap();
+    declared.value = (real + 1).to_string();
+    std::fs::write(dir.path().join("features.onnx"), model.encode_to_vec()).unwrap();
+    let o = deepsim().arg("check-model").arg(dir.path()).output().unwrap();
+    assert_clean_failure("embedding size mismatch", &o, "features.onnx");
+    // Caught from the graph's declared output shape, or else by running the network.
+    let err = stderr(&o);
+    let declared = real + 1;
+    assert!(
+        err.contains(&format!("deepsim.embedding_dim is {declared}")) || err.contains(&format!("deepsim.embedding_dim {declared}")),
+        "{err}"
+    );
+}
