@@ -10,7 +10,7 @@
 //! the test as well. Inputs that panicked are saved under `target/fuzz-crashes/`.
 //!
 //! Its own test binary, because it lowers the process-wide allocation ceiling of the readers.
-//! `DEEPSIM_FUZZ_CASES` (cases per target, default 1500: well under a minute in CI) and
+//! `DEEPSIM_FUZZ_CASES` (cases per target, default 3000: a few seconds, well under a minute in CI) and
 //! `DEEPSIM_FUZZ_SEED` run it longer or elsewhere.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -191,7 +191,7 @@ fn no_reader_panics_on_mutated_inputs() {
     deepsim::io::set_decode_limit(64 << 20);
     // Panics are caught and reported below; their default messages would flood the output.
     std::panic::set_hook(Box::new(|_| {}));
-    let cases = env_number("DEEPSIM_FUZZ_CASES", 1500);
+    let cases = env_number("DEEPSIM_FUZZ_CASES", 3000);
     let seed = env_number("DEEPSIM_FUZZ_SEED", 16);
     // Every case is written to a file: in memory when the system has a tmpfs.
     let shm = Path::new("/dev/shm");
