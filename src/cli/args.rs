@@ -140,6 +140,10 @@ pub struct MatchArgs {
     /// --similarity (MicMac's scheme: NCC at 1/16 and 1/8, learned at 1/4, 1/2, 1).
     #[arg(long, default_value_t = 3)]
     pub learned_levels: u32,
+    /// With --model: weight of the learned cost on the learned levels, the rest going to
+    /// --similarity's cost on the same candidates (1 = learned only; 0.5 = an equal blend).
+    #[arg(long, default_value_t = 1.0)]
+    pub learned_weight: f32,
     /// Feature extraction tile side (px); larger images are processed in tiles.
     #[arg(long, default_value_t = 1024)]
     pub feature_tile: usize,

@@ -13,7 +13,7 @@ use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
 use deepsim::plugin::PluginSimilarity;
-use deepsim::similarity::{parse_window, Census, Head, Learned, Ncc, Similarity, Tiling};
+use deepsim::similarity::{parse_window, Blend, Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
 use deepsim::runtime::Runtime;
 use super::args::RuntimeKind;
@@ -104,12 +104,16 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
             let runtime = super::runtime::build(args.runtime, device)?;
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
             let (learned, report) = build_learned(dir, args.head, runtime.as_ref(), tiling, quiet)?;
+            let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
-            models.push(json!({ "model": report, "learned_levels": args.learned_levels }));
+            models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": args.learned_weight }));
         }
         None => {
             if args.head.is_some() {
                 bail!("--head needs --model (a bundle folder with features.onnx [+ mlp.onnx])");
+            }
+            if args.learned_weight != 1.0 {
+                bail!("--learned-weight needs --model (it blends the model's cost with --similarity's)");
             }
         }
     }
@@ -184,6 +188,22 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         models,
         plugin: (!plugins.is_empty()).then(|| json!(plugins)),
     })
+}
+
+/// The learned backend as given (`--learned-weight 1`), or blended with a second instance of
+/// the classical `--similarity` measure on the same candidates.
+fn blend_with_classical(learned: Box<dyn Similarity>, args: &MatchArgs) -> anyhow::Result<Box<dyn Similarity>> {
+    let weight = args.learned_weight;
+    if !(0.0..=1.0).contains(&weight) {
+        bail!("--learned-weight {weight}: must be between 0 and 1 (1 = the learned cost only)");
+    }
+    if weight == 1.0 {
+        return Ok(learned);
+    }
+    if args.plugin.is_some() {
+        bail!("--learned-weight blends the model with --similarity census|ncc, not with a plugin");
+    }
+    Ok(Box::new(Blend::new(learned, build_similarity(args.similarity, &args.window)?, weight)?))
 }
 
 /// A plugin backend, and its description for the report.

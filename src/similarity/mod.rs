@@ -11,10 +11,12 @@
 //! right pixel `x − d` falls outside the right image or its mask (see [`crate::cost::mask_costs`]),
 //! so every backend treats borders and nodata identically.
 
+mod blend;
 mod census;
 mod learned;
 mod ncc;
 
+pub use blend::Blend;
 pub use census::Census;
 pub use learned::{Head, Learned, Tiling};
 pub use ncc::Ncc;
