@@ -141,9 +141,10 @@ pub struct MatchArgs {
     #[arg(long, default_value_t = 3)]
     pub learned_levels: u32,
     /// With --model: weight of the learned cost on the learned levels, the rest going to
-    /// --similarity's cost on the same candidates (1 = learned only; 0.5 = an equal blend).
-    #[arg(long, default_value_t = 1.0)]
-    pub learned_weight: f32,
+    /// --similarity's cost on the same candidates (1 = learned only). Default 0.5: the equal
+    /// blend was the most accurate on held-out synthetic pairs (README, "Choosing the blend").
+    #[arg(long)]
+    pub learned_weight: Option<f32>,
     /// Feature extraction tile side (px); larger images are processed in tiles.
     #[arg(long, default_value_t = 1024)]
     pub feature_tile: usize,

@@ -106,13 +106,13 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
             let (learned, report) = build_learned(dir, args.head, runtime.as_ref(), tiling, quiet)?;
             let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
-            models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": args.learned_weight }));
+            models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": learned_weight(args) }));
         }
         None => {
             if args.head.is_some() {
                 bail!("--head needs --model (a bundle folder with features.onnx [+ mlp.onnx])");
             }
-            if args.learned_weight != 1.0 {
+            if args.learned_weight.is_some() {
                 bail!("--learned-weight needs --model (it blends the model's cost with --similarity's)");
             }
         }
@@ -190,10 +190,18 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
     })
 }
 
+/// Default share of the learned cost on the learned levels (`--learned-weight`).
+const DEFAULT_LEARNED_WEIGHT: f32 = 0.5;
+
+/// `--learned-weight`, or its default.
+fn learned_weight(args: &MatchArgs) -> f32 {
+    args.learned_weight.unwrap_or(DEFAULT_LEARNED_WEIGHT)
+}
+
 /// The learned backend as given (`--learned-weight 1`), or blended with a second instance of
 /// the classical `--similarity` measure on the same candidates.
 fn blend_with_classical(learned: Box<dyn Similarity>, args: &MatchArgs) -> anyhow::Result<Box<dyn Similarity>> {
-    let weight = args.learned_weight;
+    let weight = learned_weight(args);
     if !(0.0..=1.0).contains(&weight) {
         bail!("--learned-weight {weight}: must be between 0 and 1 (1 = the learned cost only)");
     }
@@ -201,6 +209,9 @@ fn blend_with_classical(learned: Box<dyn Similarity>, args: &MatchArgs) -> anyho
         return Ok(learned);
     }
     if args.plugin.is_some() {
+        if args.learned_weight.is_none() {
+            return Ok(learned); // the blend is a census/NCC default; a plugin run keeps the model's cost
+        }
         bail!("--learned-weight blends the model with --similarity census|ncc, not with a plugin");
     }
     Ok(Box::new(Blend::new(learned, build_similarity(args.similarity, &args.window)?, weight)?))
