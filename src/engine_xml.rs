@@ -120,9 +120,17 @@ impl<'a> Node<'a> {
         Error::invalid_input(format!("{}:{}: <{}>: {what}", self.file.display(), self.element.line, self.at))
     }
 
-    /// Fails on a child not in `allowed`, naming the allowed ones.
+    /// Fails on a child not in `allowed`, naming the allowed ones, and on a child given twice
+    /// (except `<Step>`, the one element that repeats).
     fn only(&self, allowed: &[&str]) -> Result<()> {
-        for c in &self.element.children {
+        for (i, c) in self.element.children.iter().enumerate() {
+            if c.name != "Step"
+                && let Some(first) = self.element.children[..i].iter().find(|f| f.name == c.name)
+            {
+                return Err(self
+                    .child_node(c)
+                    .error(format!("given twice (first at line {}): keep one", first.line)));
+            }
             if !allowed.contains(&c.name.as_str()) {
                 return Err(self.child_node(c).error(format!(
                     "not a tag of <{}> (value '{}'); expected one of: {}",
@@ -178,7 +186,7 @@ impl<'a> Node<'a> {
 impl EngineFile {
     /// Reads and checks a `<DeepsimMatch>` file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::micmac::read_xml_text(path)?;
         let root = parse_xml(&text, path)?;
         if root.name != ROOT {
             return Err(Error::invalid_input(format!(
@@ -213,6 +221,10 @@ impl EngineFile {
             return Err(r.error("no <Step>: give at least one (the last one at <Zoom> 1)".into()));
         }
         let lr_check: f32 = r.opt("LrCheck", "a tolerance in pixels (negative: off)")?.unwrap_or(1.0);
+        if !lr_check.is_finite() {
+            let node = r.required("LrCheck")?;
+            return Err(node.error(format!("'{}': give a tolerance in pixels (e.g. 1), or a negative number to turn the check off", node.text())));
+        }
         let config = MatchConfig {
             disp_min: r.required("DisparityMin")?.parse("an integer")?,
             disp_max: r.required("DisparityMax")?.parse("an integer")?,
@@ -230,7 +242,7 @@ impl EngineFile {
             memory_budget: match r.child("MemoryBudget") {
                 None => Some(crate::pipeline::default_budget()),
                 Some(b) => Some(crate::pipeline::parse_size(b.text()).ok_or_else(|| {
-                    b.error(format!("'{}' is not a memory size (e.g. 4G, 512M)", b.text()))
+                    b.error(format!("'{}' is not a memory size (e.g. 4G, 512M) of at most 1 PiB", b.text()))
                 })?),
             },
         };
@@ -287,11 +299,15 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
             sim.only(&["Window"])?;
             let spec = sim.child("Window").map(|w| w.text().to_string()).unwrap_or_else(|| "7x7".into());
             let (width, height) = parse_window(&spec).ok_or_else(|| sim.error(format!("window '{spec}': expected WxH or N, e.g. 7x7")))?;
+            // Checked here, so that the message names the file, the line and the element.
+            crate::similarity::Census::new(width, height).map_err(|e| sim.error(e.message().to_string()))?;
             BackendChoice::Census { width, height }
         }
         "Ncc" => {
             sim.only(&["Window"])?;
-            BackendChoice::Ncc { window: sim.opt("Window", "an odd window side, e.g. 7")?.unwrap_or(7) }
+            let window = sim.opt("Window", "an odd window side, e.g. 7")?.unwrap_or(7);
+            crate::similarity::Ncc::new(window).map_err(|e| sim.error(e.message().to_string()))?;
+            BackendChoice::Ncc { window }
         }
         "Plugin" => {
             sim.only(&["Path", "Options"])?;
@@ -322,25 +338,29 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
         None => Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.2, p2: 0.8, p2_adapt: None } }),
         Some(g) if g.element.name == "Sgm" => {
             g.only(&["Directions", "P1", "P2", "P2Adapt"])?;
-            Regularizer::Sgm(SgmParams {
+            let params = SgmParams {
                 directions: g.opt("Directions", "4, 8 or 16")?.unwrap_or(8),
                 penalty: Penalty::Classic {
                     p1: g.opt("P1", "a number")?.unwrap_or(0.2),
                     p2: g.opt("P2", "a number")?.unwrap_or(0.8),
                     p2_adapt: g.opt("P2Adapt", "a number")?,
                 },
-            })
+            };
+            params.validate().map_err(|e| g.error(e.message().to_string()))?;
+            Regularizer::Sgm(params)
         }
         Some(g) if g.element.name == "MicMac" => {
             g.only(&["NbDir", "ZReg", "MaxSlope", "DefCor", "CostTrans"])?;
             let def_cor: Option<f32> = g.opt("DefCor", "a correlation")?;
             let cost_trans: f32 = g.opt("CostTrans", "a number")?.unwrap_or(1.0);
-            Regularizer::Micmac(LineParams {
+            let params = LineParams {
                 orientations: g.opt("NbDir", "a number of line orientations")?.unwrap_or(7),
                 weight: g.opt("ZReg", "a number")?.unwrap_or(0.05),
                 max_slope: g.opt("MaxSlope", "a number")?.unwrap_or(3.0),
                 mask: def_cor.map(|c| MaskLabel { cost: 1.0 - c, transition: cost_trans }),
-            })
+            };
+            params.validate().map_err(|e| g.error(e.message().to_string()))?;
+            Regularizer::Micmac(params)
         }
         Some(g) => {
             g.only(&[])?;

@@ -72,8 +72,18 @@ pub fn evaluate(
         None => (nonocc_from_gt(gt, gt_valid, gt.ncols()), "computed from the ground truth"),
     };
     let all = metrics(disparity, gt, gt_valid);
+    if all.pixels == 0 {
+        return Err(Error::invalid_input(
+            "the ground truth has no valid pixel (all NaN, infinite or nodata): nothing to evaluate against",
+        ));
+    }
     let both = ndarray::Zip::from(gt_valid).and(&mask).map_collect(|&a, &b| a && b);
     let nonocc = metrics(disparity, gt, &both);
+    if nonocc.pixels == 0 {
+        return Err(Error::invalid_input(format!(
+            "the non-occlusion mask ({source}) keeps no pixel with ground truth: nothing to evaluate on; check the mask"
+        )));
+    }
     Ok(Evaluation { all, nonocc, nonocc_source: source.to_string() })
 }
 

@@ -7,6 +7,7 @@
 //! symbolic links, so a link to `MMVII` placed anywhere on `PATH` works), then on `PATH`.
 #![allow(non_snake_case)]
 
+use std::io::Write as _;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -38,14 +39,14 @@ fn main() -> ExitCode {
         use std::os::unix::process::CommandExt;
         // exec only returns on failure.
         let err = command.exec();
-        eprintln!("MMVII (deepsim launcher): cannot run {}: {err}; install deepsim next to this launcher or set DEEPSIM_BIN", program.display());
+        let _ = writeln!(std::io::stderr(), "MMVII (deepsim launcher): cannot run {}: {err}; install deepsim next to this launcher or set DEEPSIM_BIN", program.display());
         ExitCode::from(127)
     }
     #[cfg(not(unix))]
     match command.status() {
         Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
         Err(err) => {
-            eprintln!("MMVII (deepsim launcher): cannot run {}: {err}; install deepsim next to this launcher or set DEEPSIM_BIN", program.display());
+            let _ = writeln!(std::io::stderr(), "MMVII (deepsim launcher): cannot run {}: {err}; install deepsim next to this launcher or set DEEPSIM_BIN", program.display());
             ExitCode::from(127)
         }
     }

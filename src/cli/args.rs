@@ -94,7 +94,7 @@ pub struct MatchArgs {
     #[arg(long)]
     pub right_mask: Option<PathBuf>,
     /// Sample value marking invalid pixels in both images (default: the file's GDAL_NODATA tag).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub nodata: Option<f32>,
     /// Smallest disparity (px, full resolution). Without --disp-min/--disp-max: ±1/4 of the width.
     #[arg(long, allow_hyphen_values = true)]

@@ -10,13 +10,21 @@ pub fn run(args: CheckModelArgs) -> anyhow::Result<()> {
     let cpu = super::runtime::DeviceArgs { device: Device::Cpu, device_id: 0, trt_cache: None, trt_fp16: false };
     let runtime = super::runtime::build(args.runtime, cpu)?;
     let f = &bundle.features;
-    println!("{}: model contract {} — OK", bundle.dir.display(), f.contract);
-    println!("  features.onnx  arch {}, embedding {}, pad multiple {}, normalisation \"{}\"", f.arch, f.embedding_dim, f.pad_multiple, f.normalization);
-    let side = f.pad_multiple.max(8) * 4;
+    say!("{}: model contract {} — OK\n", bundle.dir.display(), f.contract);
+    say!("  features.onnx  arch {}, embedding {}, pad multiple {}, normalisation \"{}\"\n", f.arch, f.embedding_dim, f.pad_multiple, f.normalization);
+    // The smallest multiple of the padding of at least 32 pixels.
+    let side = 32usize.next_multiple_of(f.pad_multiple);
     let image = Array2::from_shape_fn((side, side), |(y, x)| ((x * 7 + y * 13) % 17) as f32 / 16.0);
     let features = runtime.feature_net(&f.path)?.run(image.view())?;
     anyhow::ensure!(features.iter().all(|v| v.is_finite()), "{}: non-finite features on a {side}×{side} test image", f.path.display());
-    println!("  ran on {} with a {side}×{side} image: [{}, {side}, {side}] features, all finite", runtime.name(), features.dim().0);
+    anyhow::ensure!(
+        features.dim().0 == f.embedding_dim,
+        "{}: the network outputs {} feature channels but declares deepsim.embedding_dim {}; export them alike",
+        f.path.display(),
+        features.dim().0,
+        f.embedding_dim
+    );
+    say!("  ran on {} with a {side}×{side} image: [{}, {side}, {side}] features, all finite\n", runtime.name(), features.dim().0);
     match &bundle.mlp {
         Some(m) => {
             let c = m.embedding_dim;
@@ -24,12 +32,13 @@ pub fn run(args: CheckModelArgs) -> anyhow::Result<()> {
             let s = runtime.decision_net(&m.path)?.run(left.view(), left.view())?;
             anyhow::ensure!(
                 s.iter().all(|v| (0.0..=1.0).contains(v)),
-                "{}: similarities {s:?} are not in [0, 1]: the contract puts the sigmoid inside the graph",
-                m.path.display()
+                "{}: similarities {:?} are not all in [0, 1]: the contract puts the sigmoid inside the graph",
+                m.path.display(),
+                s.iter().collect::<Vec<_>>()
             );
-            println!("  mlp.onnx       embedding {c}: 5 pairs → similarities in [0, 1]");
+            say!("  mlp.onnx       embedding {c}: 5 pairs → similarities in [0, 1]\n");
         }
-        None => println!("  no mlp.onnx: cosine head only"),
+        None => say!("  no mlp.onnx: cosine head only\n"),
     }
     Ok(())
 }

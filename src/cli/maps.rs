@@ -52,7 +52,7 @@ impl MapFiles {
         // Built first, so that its Drop removes the files already opened if one fails.
         let mut maps = MapFiles { maps: Vec::new(), preview: preview.map(|name| (name.to_string(), Preview::new(width, height))) };
         for (name, content) in files {
-            let file = AtomicFile::new(&dir.join(name));
+            let file = AtomicFile::new(&dir.join(name))?;
             let writer = TiffRowWriter::create(file.tmp_path(), width, height, geo);
             maps.maps.push(MapFile { name: name.clone(), file: Some(file), writer: None, content: *content });
             maps.maps.last_mut().expect("just pushed").writer = Some(writer?);

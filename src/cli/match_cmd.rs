@@ -5,7 +5,8 @@ use super::progress::Bar;
 use anyhow::{bail, Context};
 use super::maps::{Content, MapFiles};
 use deepsim::grid::Storage;
-use deepsim::io::{read_geotags, OutputSet, ReadOptions};
+use deepsim::io::{create_file, read_geotags, OutputFolder, OutputSet, ReadOptions};
+use std::io::Write as _;
 use deepsim::pipeline::{self, auto_levels, pyramid_steps, InputImage, MatchConfig};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
@@ -52,6 +53,8 @@ struct Job<'a> {
     models: Vec<serde_json::Value>,
     /// The plugin used, for the report.
     plugin: Option<serde_json::Value>,
+    /// The memory budget, which also bounds what the readers allocate for one file.
+    budget: u64,
 }
 
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
@@ -75,7 +78,7 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
 
 /// The root element's name of an XML file.
 fn root_element(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = deepsim::micmac::read_xml_text(path)?;
     Ok(deepsim::micmac::parse_xml(&text, path)?.name)
 }
 
@@ -118,6 +121,7 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
         }
     }
     let learned = backends.len() > 1;
+    let budget = memory_budget(args)?;
     Ok(Job {
         left: left.clone(),
         right: right.clone(),
@@ -130,6 +134,7 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
         backends,
         models,
         plugin,
+        budget,
     })
 }
 
@@ -139,6 +144,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         // The command line's budget wins over the file's (it belongs to the machine).
         file.config.memory_budget = Some(memory_budget(args)?);
     }
+    let budget = file.config.memory_budget.unwrap_or_else(pipeline::default_budget);
     let rt = &file.runtime;
     let runtime_kind = match rt.engine {
         RuntimeChoice::Tract => RuntimeKind::Tract,
@@ -187,6 +193,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         backends,
         models,
         plugin: (!plugins.is_empty()).then(|| json!(plugins)),
+        budget,
     })
 }
 
@@ -222,7 +229,7 @@ pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(
     let plugin = PluginSimilarity::new(path, options)?;
     let lib = plugin.library();
     if !quiet {
-        eprintln!("deepsim: plugin {} from {} (ABI {})", lib.name(), lib.path().display(), lib.abi_version());
+        note!("deepsim: plugin {} from {} (ABI {})", lib.name(), lib.path().display(), lib.abi_version());
     }
     let report = json!({ "path": path, "name": lib.name(), "abi_version": lib.abi_version(), "options": options });
     Ok((Box::new(plugin), report))
@@ -238,22 +245,33 @@ fn build_learned(
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let bundle = ModelBundle::open(dir)?;
     if !quiet {
-        eprintln!("deepsim: model {} on {}", dir.display(), runtime.name());
+        note!("deepsim: model {} on {}", dir.display(), runtime.name());
     }
     let learned = Learned::new(&bundle, runtime, head, tiling)?;
     Ok((Box::new(learned), json!({ "bundle": bundle, "runtime": runtime.name() })))
 }
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
+    deepsim::io::set_decode_limit(job.budget);
+    // The folder first: from here on, whatever fails, the previous run's outputs are gone and
+    // no other run writes here.
+    let out = job.out.as_path();
+    let names = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from);
+    let inputs: Vec<&Path> = [Some(&job.left), Some(&job.right), job.left_mask.as_ref(), job.right_mask.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    let _folder = OutputFolder::prepare(out, REPORT_FILE, &names, &inputs)?;
     let options = ReadOptions { nodata: job.nodata };
     let left = InputImage::open(&job.left, job.left_mask.as_deref(), &options)?;
     let right = InputImage::open(&job.right, job.right_mask.as_deref(), &options)?;
     let (size_left, size_right) = (left.size(), right.size());
     let config = (job.config)((size_left, size_right))?;
     let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
-    config.validate_sizes(size_left, size_right, backends.len())?;
-    let out = job.out.as_path();
-    prepare_output_dir(out)?;
+    config
+        .validate_sizes(size_left, size_right, backends.len())
+        .with_context(|| format!("left {}, right {}", job.left.display(), job.right.display()))?;
 
     let (w, h) = size_left;
     let scratch = job.scratch.as_deref().unwrap_or(out);
@@ -272,7 +290,6 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     let output = result?;
     let mut outputs = OutputSet::new();
     let written = maps.finish(out, &mut outputs)?;
-    outputs.commit()?;
 
     let density = output.with_value as f64 / (w * h) as f64;
     let full = output.reports.last().expect("at least one step");
@@ -301,10 +318,10 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
         "outputs": written,
     });
-    write_report(out, &report)?;
+    write_report(out, &report, outputs)?;
 
     if !quiet {
-        eprintln!(
+        note!(
             "deepsim: {w}×{h} px, disparities {}..{}, {} level(s), {}: {:.2} s, density {:.1} %, written to {}",
             config.disp_min,
             config.disp_max,
@@ -326,24 +343,16 @@ pub fn storage_name(storage: &Storage) -> serde_json::Value {
     }
 }
 
-/// Creates `dir` and removes a stale report there: it would vouch for outputs this run is about
-/// to replace.
-pub fn prepare_output_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create output folder {}", dir.display()))?;
-    let report_path = dir.join(REPORT_FILE);
-    if report_path.exists() {
-        std::fs::remove_file(&report_path).with_context(|| format!("cannot remove {}", report_path.display()))?;
-    }
-    Ok(())
-}
-
-/// Writes `dir/run.json`, the last file of a run: its presence marks the outputs as complete.
-pub fn write_report(dir: &Path, report: &serde_json::Value) -> anyhow::Result<()> {
-    let mut last = OutputSet::new();
-    last.write(&dir.join(REPORT_FILE), |p| {
-        std::fs::write(p, serde_json::to_string_pretty(report).expect("serialisable")).map_err(|e| deepsim::Error::io(p, e))
+/// Writes `dir/run.json` into `outputs` (the run's files, still under temporary names), then
+/// renames them all, `run.json` last: its presence marks the outputs as complete. A failure
+/// while writing the report (a full disk) leaves none of the outputs behind.
+pub fn write_report(dir: &Path, report: &serde_json::Value, mut outputs: OutputSet) -> anyhow::Result<()> {
+    outputs.write(&dir.join(REPORT_FILE), |p| {
+        let text = serde_json::to_string_pretty(report).map_err(|e| deepsim::Error::decode(p, e))?;
+        let mut file = create_file(p)?;
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| deepsim::Error::io(p, e))
     })?;
-    last.commit()?;
+    outputs.commit()?;
     Ok(())
 }
 
@@ -358,6 +367,9 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
         }
         _ => bail!("give both --disp-min and --disp-max, or neither (automatic range ±width/4)"),
     };
+    if !args.lr_check.is_finite() {
+        bail!("--lr-check {}: give a tolerance in pixels (e.g. 1), or a negative number to turn the check off", args.lr_check);
+    }
     let levels = args.levels.unwrap_or_else(|| auto_levels(w.min(right_width), h, disp_min, disp_max));
     let regularizer = match args.regularizer {
         Regularizer::Sgm => pipeline::Regularizer::Sgm(SgmParams {
@@ -393,7 +405,7 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
 pub fn memory_budget(args: &MatchArgs) -> anyhow::Result<u64> {
     match &args.max_memory {
         None => Ok(pipeline::default_budget()),
-        Some(text) => pipeline::parse_size(text).with_context(|| format!("--max-memory '{text}': expected a size such as 4G or 512M")),
+        Some(text) => pipeline::parse_size(text).with_context(|| format!("--max-memory '{text}': expected a size such as 4G or 512M, at most 1 PiB")),
     }
 }
 

@@ -6,11 +6,11 @@
 
 use super::args::MatchArgs;
 use super::maps::{write_grid, Content, MapFiles};
-use super::match_cmd::{build_plugin, memory_budget, prepare_output_dir, storage_name, write_report};
+use super::match_cmd::{build_plugin, memory_budget, storage_name, write_report};
 use super::match_cmd::{CONFIDENCE_FILE, DISPARITY_FILE, PREVIEW_FILE, REPORT_FILE};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use deepsim::io::{read_geotags, OutputSet, ReadOptions};
+use deepsim::io::{read_geotags, OutputFolder, OutputSet, ReadOptions};
 use deepsim::micmac::{resolve_model, BackendSpec, MaskRule, MicmacFile, MicmacPlan};
 use deepsim::model::ModelBundle;
 use deepsim::pipeline::{self, InputImage};
@@ -25,18 +25,26 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     let overrides = parse_overrides(&args.overrides)?;
     let micmac = MicmacFile::load(file, &overrides)?;
     if !quiet && !micmac.no_effect.is_empty() {
-        eprintln!("deepsim: warning: {} tags have no effect in this engine: {}", micmac.no_effect.len(), micmac.no_effect.join(", "));
+        note!("deepsim: warning: {} tags have no effect in this engine: {}", micmac.no_effect.len(), micmac.no_effect.join(", "));
     }
     let cfg = &micmac.config;
     let plan = MicmacPlan::new(cfg, file)?;
     let work_dir = std::env::current_dir().context("cannot read the current directory")?;
 
+    let budget = memory_budget(args)?;
+    deepsim::io::set_decode_limit(budget);
     let options = ReadOptions { nodata: args.nodata };
     let (im1, im2) = (work_dir.join(&cfg.im1), work_dir.join(&cfg.im2));
     let (mask1, mask2) = match &cfg.masks {
         Some(rule) => (find_mask(rule, &cfg.im1, &work_dir)?, find_mask(rule, &cfg.im2, &work_dir)?),
         None => (None, None),
     };
+    // The folder first: from here on, whatever fails, the previous run's outputs are gone and
+    // no other run writes here.
+    let dir_mec = work_dir.join(&cfg.dir_mec);
+    let inputs: Vec<&Path> =
+        [Some(&im1), Some(&im2), mask1.as_ref(), mask2.as_ref()].into_iter().flatten().map(PathBuf::as_path).collect();
+    let _folder = OutputFolder::prepare(&dir_mec, REPORT_FILE, &output_names(&plan), &inputs)?;
     let left = InputImage::open(&im1, mask1.as_deref(), &options)?;
     let right = InputImage::open(&im2, mask2.as_deref(), &options)?;
     let (size_left, size_right) = (left.size(), right.size());
@@ -64,7 +72,7 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
                 let learned = Learned::new(&bundle, runtime.as_ref(), Some(head), tiling)
                     .with_context(|| format!("FileModeleParams '{params}' → {}", dir.display()))?;
                 if !quiet {
-                    eprintln!("deepsim: {params} → model {} ({head:?} head) on {}", dir.display(), runtime.name());
+                    note!("deepsim: {params} → model {} ({head:?} head) on {}", dir.display(), runtime.name());
                 }
                 models.push(json!({ "params": params, "bundle": bundle, "head": head }));
                 Box::new(learned)
@@ -73,11 +81,11 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let backend_refs: Vec<&dyn Similarity> = backends.iter().map(|b| b.as_ref()).collect();
     let mut config = plan.config.clone();
-    config.memory_budget = Some(memory_budget(args)?);
-    config.validate_sizes(size_left, size_right, backend_refs.len())?;
+    config.memory_budget = Some(budget);
+    config
+        .validate_sizes(size_left, size_right, backend_refs.len())
+        .with_context(|| format!("Im1 {}, Im2 {}", im1.display(), im2.display()))?;
 
-    let dir_mec = work_dir.join(&cfg.dir_mec);
-    prepare_output_dir(&dir_mec)?;
     let (w, h) = size_left;
     let scratch = args.scratch.as_deref().unwrap_or(&dir_mec);
     let storage = pipeline::storage_for(config.memory_budget, w, h, config.keep_steps, scratch);
@@ -120,7 +128,6 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     written.extend(maps.finish(&dir_mec, &mut outputs)?);
-    outputs.commit()?;
 
     let density = output.with_value as f64 / (w * h) as f64;
     let report = json!({
@@ -141,9 +148,9 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
         "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
         "outputs": written,
     });
-    write_report(&dir_mec, &report)?;
+    write_report(&dir_mec, &report, outputs)?;
     if !quiet {
-        eprintln!(
+        note!(
             "deepsim: {} steps, {:.2} s, density {:.1} %, written to {} ({REPORT_FILE} last)",
             config.steps.len(),
             output.times.total,
@@ -154,9 +161,27 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every file a run of `plan` may write in DirMEC (removed before the run, with the previous
+/// run's outputs).
+fn output_names(plan: &MicmacPlan) -> Vec<String> {
+    let mut names: Vec<String> = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from).to_vec();
+    for (&number, &dezoom) in plan.numbers.iter().zip(&plan.dezooms) {
+        names.push(format!("Px1_Num{number}_DeZoom{dezoom}_LeChantier.tif"));
+        names.push(format!("Px2_Num{number}_DeZoom{dezoom}_LeChantier.tif"));
+        names.push(format!("Correl_LeChantier_Num_{number}.tif"));
+        names.push(format!("AutoMask_LeChantier_Num_{number}.tif"));
+    }
+    if let Some(number) = plan.dequant {
+        names.push(format!("Px1_Num{number}_DeZoom1_LeChantier.tif"));
+        names.push(format!("Px2_Num{number}_DeZoom1_LeChantier.tif"));
+    }
+    names
+}
+
 /// `+Name=value` arguments as (name, value) pairs.
 fn parse_overrides(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    raw.iter()
+    let pairs: Vec<(String, String)> = raw
+        .iter()
         .map(|arg| {
             let body = arg.strip_prefix('+').with_context(|| {
                 format!("'{arg}': after the parameter file, arguments are +Name=value overrides (e.g. +Im1=left.tif)")
@@ -166,7 +191,43 @@ fn parse_overrides(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 _ => bail!("'{arg}': expected +Name=value (e.g. +DirMEC=OUT)"),
             }
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    for (i, (name, _)) in pairs.iter().enumerate() {
+        if pairs[..i].iter().any(|(n, _)| n == name) {
+            bail!("+{name}= is given twice; give each override once");
+        }
+    }
+    Ok(pairs)
+}
+
+/// MicMac's replacement rule for `NomMasq`: `$` and one digit is that group of `PatternSel`
+/// (`$1_Masq.tif` is group 1 then `_Masq.tif`, not a group named `1_Masq` as Rust's `regex`
+/// would read it); `$$` is a `$`; any other `$` is kept.
+fn expand_mask_name(template: &str, captures: &regex::Captures<'_>) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek().copied() {
+            Some('$') => {
+                chars.next();
+                out.push('$');
+            }
+            Some(d) if d.is_ascii_digit() => {
+                chars.next();
+                let group = d.to_digit(10).expect("a digit") as usize;
+                if group >= captures.len() {
+                    bail!("${group} names group {group}, but the pattern has {} group(s)", captures.len() - 1);
+                }
+                out.push_str(captures.get(group).map_or("", |m| m.as_str()));
+            }
+            _ => out.push('$'),
+        }
+    }
+    Ok(out)
 }
 
 /// The mask of `image` by MicMac's rule: `PatternSel` must match the whole name, `NomMasq`
@@ -177,8 +238,9 @@ fn find_mask(rule: &MaskRule, image: &str, work_dir: &Path) -> anyhow::Result<Op
     let Some(captures) = pattern.captures(image) else {
         return Ok(None);
     };
-    let mut name = String::new();
-    captures.expand(rule.name.trim(), &mut name);
+    let name = expand_mask_name(rule.name.trim(), &captures).with_context(|| {
+        format!("<MasqImageIn/OneMasqueImage/NomMasq> '{}' with <PatternSel> '{}'", rule.name.trim(), rule.pattern.trim())
+    })?;
     let path = work_dir.join(&name);
     if path.is_file() {
         Ok(Some(path))

@@ -23,7 +23,7 @@ pub fn run(args: MmviiArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(other) = &call.mod_cmp
         && !quiet
     {
-        eprintln!("deepsim mmvii: warning: ModCmp={other} is accepted but deepsim writes no comparison image; the cube is unaffected");
+        note!("deepsim mmvii: warning: ModCmp={other} is accepted but deepsim writes no comparison image; the cube is unaffected");
     }
     let learned = match call.model {
         ModelName::MmviiCorrel => None,
@@ -39,7 +39,7 @@ pub fn run(args: MmviiArgs, quiet: bool) -> anyhow::Result<()> {
             None => format!("MMVIICorrel {0}x{0}", 2 * call.szw + 1),
             Some(model) => format!("MVCNNCorrel {}", deepsim::similarity::Similarity::name(model)),
         };
-        eprintln!(
+        note!(
             "deepsim mmvii: {}×{} tile, {} costs, {what}, StepZ {}: read {:.2} s, features {:.2} s, fill {:.2} s, write {:.2} s → {}",
             summary.tile.0,
             summary.tile.1,
@@ -81,7 +81,7 @@ fn load_model(call: &Call, args: &MmviiArgs, workdir: &Path, quiet: bool) -> any
     let model = Learned::new(&bundle, runtime.as_ref(), Some(head), tiling)?;
     if !quiet {
         let arch = call.cnn_arch.as_deref().map(|a| format!(" (CNNArch={a} is informative: the ONNX file declares its architecture)")).unwrap_or_default();
-        eprintln!(
+        note!(
             "deepsim mmvii: model {}{} on {}{arch}",
             bundle.features.path.display(),
             bundle.mlp.as_ref().map(|m| format!(" + {}", m.path.display())).unwrap_or_default(),

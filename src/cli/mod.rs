@@ -12,13 +12,24 @@ mod progress;
 mod runtime;
 mod synth_cmd;
 
+use anyhow::Context as _;
 use clap::Parser;
+
+/// The most worker threads accepted: far above any machine's cores, far below what would take
+/// many seconds to start and then fail.
+const MAX_THREADS: usize = 1024;
 
 /// Parses the command line and runs the chosen command.
 pub fn run() -> anyhow::Result<()> {
     let cli = args::Cli::parse();
     if let Some(threads) = cli.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global()?;
+        if !(1..=MAX_THREADS).contains(&threads) {
+            anyhow::bail!("--threads {threads} (or DEEPSIM_THREADS): give 1 to {MAX_THREADS} worker threads (default: all cores)");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .with_context(|| format!("--threads {threads}: cannot start that many worker threads"))?;
     }
     match cli.command {
         args::Command::Match(a) => match_cmd::run(*a, cli.quiet),

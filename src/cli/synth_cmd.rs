@@ -38,7 +38,7 @@ pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let summary = result?;
     if !quiet {
-        eprintln!(
+        note!(
             "deepsim synth: {} pair(s) of {width}×{height} px in {:.1} s ({:.2} pairs/s on {} thread(s)); manifest lists {} pair(s): {}",
             summary.pairs_written,
             summary.seconds,

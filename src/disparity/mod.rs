@@ -1,10 +1,12 @@
 //! From aggregated costs to a disparity map: winner-take-all with sub-pixel refinement and a
 //! confidence, the left-right consistency check, and the clean-up filters.
 
+mod ambiguity;
 mod filters;
 mod lrcheck;
 mod wta;
 
+pub use ambiguity::flat_costs;
 pub use filters::{fill_background, median3, remove_small_regions};
 pub use lrcheck::left_right_check;
 pub use wta::{winner_take_all, Winner};

@@ -48,6 +48,8 @@ pub fn disparity_preview_rgb(disparity: &Array2<f32>) -> Vec<u8> {
 pub fn write_preview_png(path: &Path, disparity: &Array2<f32>) -> Result<()> {
     let (h, w) = disparity.dim();
     let rgb = disparity_preview_rgb(disparity);
-    image::save_buffer_with_format(path, &rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8, image::ImageFormat::Png)
+    let file = super::atomic::create_file(path)?;
+    let encoder = image::codecs::png::PngEncoder::new(std::io::BufWriter::new(file));
+    image::ImageEncoder::write_image(encoder, &rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
         .map_err(|e| Error::new(crate::error::ErrorKind::Io, format!("{}: {e}", path.display())))
 }

@@ -7,9 +7,12 @@
 
 mod atomic;
 mod colormap;
+pub(crate) mod limits;
 mod npy;
+mod out_dir;
 mod pfm;
 mod png_io;
+mod png_rows;
 mod quantile;
 mod raster;
 mod stream;
@@ -17,7 +20,9 @@ mod tiff_io;
 mod tiff_rows;
 mod tiff_writer;
 
-pub use atomic::{AtomicFile, OutputSet};
+pub use atomic::{create_file, same_file, AtomicFile, OutputSet};
+pub use out_dir::{OutputFolder, LOCK_FILE};
+pub use limits::{decode_limit, format_bytes, set_decode_limit};
 pub use colormap::{disparity_preview_rgb, write_preview_png};
 pub use raster::{map_to_unit, read_disparity, read_image, read_mask, Raster, ReadOptions, SampleFormat};
 pub use stream::{open_mask_rows, open_rows, unit_range, RasterRows, RowReader};

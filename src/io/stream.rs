@@ -3,15 +3,17 @@
 //!
 //! TIFF is the streaming format: only the strips or tiles overlapping the requested rows are
 //! decoded ([`super::tiff_rows`]), and a whole-image read goes through the same code, so a band
-//! is exactly the corresponding rows of [`read_image`]. PNG, `.npy` and the other formats cannot
+//! is exactly the corresponding rows of [`read_image`]. `.npy` and the other formats cannot
 //! be decoded partially by the libraries used here: they are decoded whole once and served from
-//! memory ([`RasterRows`]); convert large inputs to TIFF.
+//! memory ([`RasterRows`]). PNG rows are decoded in order ([`super::png_rows`]; interlaced files
+//! whole, at the first read).
 //!
 //! The [0, 1] mapping of [`Raster::to_unit`] needs percentiles of the whole image:
 //! [`unit_range`] computes them exactly while streaming (see [`super::quantile`]), and
 //! [`map_to_unit`](super::map_to_unit) applies them band by band.
 
 use super::npy;
+use super::png_rows::PngRows;
 use super::quantile::streamed_unit_range;
 use super::raster::{Raster, ReadOptions, SampleFormat, extension, fixed_unit_range, mask_of, read_image};
 use super::tiff_rows::TiffRows;
@@ -42,6 +44,7 @@ pub trait RowReader: Send {
 pub fn open_rows(path: &Path, options: &ReadOptions) -> Result<Box<dyn RowReader>> {
     match extension(path).as_str() {
         "tif" | "tiff" => Ok(Box::new(TiffRows::open(path, options.nodata)?)),
+        "png" => Ok(Box::new(PngRows::open(path, options)?)),
         _ => Ok(Box::new(RasterRows::from_file(path, read_image(path, options)?))),
     }
 }
@@ -118,7 +121,7 @@ impl RasterRows {
         RasterRows { raster, path: PathBuf::from("<in-memory raster>") }
     }
 
-    fn from_file(path: &Path, raster: Raster) -> Self {
+    pub(crate) fn from_file(path: &Path, raster: Raster) -> Self {
         RasterRows { raster, path: path.to_path_buf() }
     }
 }

@@ -1,6 +1,7 @@
 //! TIFF input as whole images (through [`TiffRows`], the chunk-by-chunk reader) and the GeoTIFF
 //! georeferencing tags carried from inputs to outputs. Output: [`super::tiff_writer`].
 
+use super::limits;
 use super::raster::Raster;
 use super::stream::RowReader;
 use super::tiff_rows::TiffRows;
@@ -16,6 +17,8 @@ use tiff::tags::Tag;
 /// it, the GDAL_NODATA tag of the file (if any) is honoured.
 pub(crate) fn read_tiff(path: &Path, nodata: Option<f32>) -> Result<Raster> {
     let mut rows = TiffRows::open(path, nodata)?;
+    let (w, h) = (rows.width() as u64, rows.height() as u64);
+    limits::check_alloc(path, &format!("{w} × {h} pixels"), limits::product(&[w, h, 5]))?;
     let (values, valid) = rows.read_rows(0, rows.height())?;
     Ok(Raster { values, valid, format: rows.format() })
 }

@@ -6,6 +6,7 @@
 //! Memory is the request plus one row of chunks (width × chunk height), never the whole image,
 //! except for files stored as one strip, whose only chunk row is the whole image.
 
+use super::limits;
 use super::png_io::interleaved_to_grey;
 use super::raster::{Raster, SampleFormat, mark_nodata};
 use super::stream::{RowReader, check_rows};
@@ -66,13 +67,24 @@ impl TiffRows {
     pub(crate) fn open(path: &Path, nodata: Option<f32>) -> Result<TiffRows> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let decode = |e| Error::decode(path, e);
-        let mut decoder = Decoder::new(BufReader::new(file)).map_err(decode)?.with_limits(Limits::unlimited());
+        let mut decoder = Decoder::new(BufReader::new(file)).map_err(decode)?.with_limits(tiff_limits());
         let (w, h) = decoder.dimensions().map_err(decode)?;
-        let pixel = pixel_layout(path, decoder.colortype().map_err(decode)?)?;
+        let (pixel, sample_bytes) = pixel_layout(path, decoder.colortype().map_err(decode)?)?;
         check_pixel_interleaved(path, &mut decoder, pixel)?;
         let format = sample_format(path, &mut decoder)?;
         let grid = chunk_grid(path, &decoder, w as usize, h as usize)?;
-        let nodata = nodata.or_else(|| nodata_tag(&mut decoder));
+        // One row of chunks is decoded at a time: raw samples, as f32, then grey and validity.
+        let per_px = pixel.channels as u64 * (sample_bytes + 4) + 5;
+        let chunk_row_px = limits::product(&[(grid.chunk_width * grid.across) as u64, grid.chunk_height as u64]);
+        limits::check_alloc(
+            path,
+            &format!("{w} × {h} pixels in chunks of {} × {}", grid.chunk_width, grid.chunk_height),
+            chunk_row_px.and_then(|px| px.checked_mul(per_px)),
+        )?;
+        let nodata = match nodata {
+            Some(v) => Some(v),
+            None => nodata_tag(path, &mut decoder)?,
+        };
         Ok(TiffRows {
             path: path.to_path_buf(),
             decoder,
@@ -162,6 +174,11 @@ impl RowReader for TiffRows {
 
     fn read_rows(&mut self, y0: usize, rows: usize) -> Result<(Array2<f32>, Array2<bool>)> {
         check_rows(&self.path, y0, rows, self.height)?;
+        limits::check_alloc(
+            &self.path,
+            &format!("{} × {} pixels (a band of {rows} rows)", self.width, self.height),
+            limits::product(&[self.width as u64, rows as u64, 5]),
+        )?;
         let chunk_height = self.grid.chunk_height;
         if rows > 0 && y0.is_multiple_of(chunk_height) && rows == chunk_height.min(self.height - y0) {
             // Exactly one row of chunks (a whole single-strip image, say): handed over, not copied.
@@ -189,9 +206,19 @@ impl RowReader for TiffRows {
     }
 }
 
+/// The `tiff` crate's own allocation limits: the readers' ceiling ([`limits::decode_limit`]).
+fn tiff_limits() -> Limits {
+    let limit = usize::try_from(limits::decode_limit()).unwrap_or(usize::MAX);
+    let mut tiff = Limits::default();
+    tiff.decoding_buffer_size = limit;
+    tiff.intermediate_buffer_size = limit;
+    tiff.ifd_value_size = limit;
+    tiff
+}
+
 /// Channels and alpha of the supported colour types: grey, grey + alpha, RGB, RGBA, in 8, 16,
-/// 32 or 64-bit samples.
-fn pixel_layout(path: &Path, colour: ColorType) -> Result<PixelLayout> {
+/// 32 or 64-bit samples; and the bytes of one sample.
+fn pixel_layout(path: &Path, colour: ColorType) -> Result<(PixelLayout, u64)> {
     let (channels, alpha, bits) = match colour {
         ColorType::Gray(bits) => (1, false, bits),
         ColorType::GrayA(bits) => (2, true, bits),
@@ -210,7 +237,7 @@ fn pixel_layout(path: &Path, colour: ColorType) -> Result<PixelLayout> {
             format!("{bits}-bit TIFF samples; use 8, 16 or 32-bit integers or float"),
         ));
     }
-    Ok(PixelLayout { channels, alpha })
+    Ok((PixelLayout { channels, alpha }, u64::from(bits / 8)))
 }
 
 /// Rejects band-interleaved (planar) files with several samples per pixel: their chunks hold one
@@ -244,7 +271,10 @@ fn sample_format(path: &Path, decoder: &mut Decoder<BufReader<File>>) -> Result<
         Some(DecodingSampleType::F64) => Ok(SampleFormat::F64),
         other => Err(Error::unsupported(
             path,
-            format!("TIFF sample type {other:?}; use 8/16/32-bit integers or 32/64-bit float"),
+            format!(
+                "TIFF samples of type {}; use 8/16/32-bit integers or 32/64-bit float",
+                other.map_or_else(|| "unknown to the decoder".to_string(), |t| format!("{t:?}").to_lowercase())
+            ),
         )),
     }
 }
@@ -276,10 +306,20 @@ fn chunk_grid(path: &Path, decoder: &Decoder<BufReader<File>>, width: usize, hei
     Ok(ChunkGrid { chunk_width, chunk_height, across: width.div_ceil(chunk_width) })
 }
 
-/// The GDAL_NODATA tag's value, if present and numeric.
-fn nodata_tag(decoder: &mut Decoder<BufReader<File>>) -> Option<f32> {
-    decoder
-        .get_tag_ascii_string(Tag::Unknown(GDAL_NODATA))
-        .ok()
-        .and_then(|s| s.trim_matches(char::from(0)).trim().parse::<f32>().ok())
+/// The GDAL_NODATA tag's value, if present; an error when it is not a number (ignoring it would
+/// silently count nodata pixels as valid).
+fn nodata_tag(path: &Path, decoder: &mut Decoder<BufReader<File>>) -> Result<Option<f32>> {
+    let Some(value) = decoder.find_tag(Tag::Unknown(GDAL_NODATA)).map_err(|e| Error::decode(path, e))? else {
+        return Ok(None);
+    };
+    let text = value.into_string().map_err(|_| {
+        Error::decode(path, "the GDAL_NODATA tag (42113) is not ASCII text; fix the tag or give --nodata")
+    })?;
+    let text = text.trim_matches(char::from(0)).trim();
+    text.parse::<f32>().map(Some).map_err(|_| {
+        Error::decode(
+            path,
+            format!("the GDAL_NODATA tag (42113) is '{text}', not a number; fix the tag or give the value with --nodata"),
+        )
+    })
 }

@@ -127,7 +127,7 @@ impl<T: TiffSample> TiffRowWriter<T> {
                 path.display()
             )));
         }
-        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let file = super::atomic::create_file(path)?;
         let target = Target { path: path.to_path_buf(), width: w, height: h, geo: geo.cloned() };
         let big = needs_bigtiff(width, height, std::mem::size_of::<T>());
         let (sender, receiver) = sync_channel(STRIPS_IN_FLIGHT);

@@ -248,7 +248,7 @@ impl Reader<'_> {
 impl MicmacFile {
     /// Loads `path` with `+Name=value` overrides (given as `(Name, value)`).
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = super::xml::read_text(path)?;
         let raw = parse(&text, path)?;
         if raw.name != "ParamMICMAC" {
             return Err(Error::invalid_input(format!(
@@ -266,9 +266,16 @@ impl MicmacFile {
     }
 }
 
+/// The longest value a symbol or an element may expand to: `${…}` references can double a
+/// value per level (`E2=${E1}${E1}`), so a few lines could otherwise ask for gigabytes.
+const MAX_EXPANDED_BYTES: usize = 1 << 20;
+
+/// How deep symbols may refer to symbols (`A=${B}`, `B=${C}`, …).
+const MAX_SYMBOL_DEPTH: usize = 64;
+
 /// `DicoLoc` symbols, overridden by the command line, then substituted among themselves.
 fn symbols(root: &Element, overrides: &[(String, String)], path: &Path) -> Result<BTreeMap<String, String>> {
-    let mut symbols = BTreeMap::new();
+    let mut raw: BTreeMap<String, (String, usize)> = BTreeMap::new();
     if let Some(dico) = root.child("DicoLoc") {
         for symb in dico.children_named("Symb") {
             let (name, value) = symb.text.split_once('=').ok_or_else(|| {
@@ -279,70 +286,149 @@ fn symbols(root: &Element, overrides: &[(String, String)], path: &Path) -> Resul
                     symb.text
                 ))
             })?;
-            symbols.insert(name.trim().to_string(), value.trim().to_string());
+            let name = name.trim().to_string();
+            if let Some((_, first)) = raw.get(&name) {
+                return Err(Error::invalid_input(format!(
+                    "{}:{}: <DicoLoc/Symb>: {name} is defined twice (first at line {first}); keep one",
+                    path.display(),
+                    symb.line
+                )));
+            }
+            raw.insert(name, (value.trim().to_string(), symb.line));
         }
     }
     for (name, value) in overrides {
-        if !symbols.contains_key(name) {
-            let known: Vec<&str> = symbols.keys().map(String::as_str).collect();
+        let Some(entry) = raw.get_mut(name) else {
+            let known: Vec<&str> = raw.keys().map(String::as_str).collect();
             return Err(Error::invalid_parameter(format!(
                 "+{name}={value}: {} has no <Symb> {name} in its <DicoLoc> (it has: {})",
                 path.display(),
                 known.join(", ")
             )));
-        }
-        symbols.insert(name.clone(), value.clone());
+        };
+        entry.0 = value.clone();
     }
-    // Symbols may use other symbols (DirMEC=${Modele}); resolve until stable.
-    for _ in 0..=symbols.len() {
-        let snapshot = symbols.clone();
-        for value in symbols.values_mut() {
-            *value = expand(value, &snapshot).map_err(|name| {
-                Error::invalid_input(format!("{}: <DicoLoc>: ${{{name}}} is not a defined symbol", path.display()))
-            })?;
-        }
-        if snapshot == symbols {
-            if symbols.values().any(|v| v.contains("${")) {
-                break; // a symbol still refers to itself, directly or through others
-            }
-            return Ok(symbols);
-        }
+    // Symbols may use other symbols (DirMEC=${Modele}): each is resolved once, depth first.
+    let mut done = BTreeMap::new();
+    for name in raw.keys() {
+        let mut stack = Vec::new();
+        resolve_symbol(name, &raw, &mut done, &mut stack, path)?;
     }
-    Err(Error::invalid_input(format!("{}: <DicoLoc>: the symbols refer to each other in a cycle", path.display())))
+    Ok(done)
 }
 
-/// `text` with every `${Name}` replaced; `Err(Name)` for an unknown symbol.
-fn expand(text: &str, symbols: &BTreeMap<String, String>) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(text.len());
+/// Resolves symbol `name` (and those it uses) into `done`; `stack` holds the symbols being
+/// resolved, to name a cycle.
+fn resolve_symbol(
+    name: &str,
+    raw: &BTreeMap<String, (String, usize)>,
+    done: &mut BTreeMap<String, String>,
+    stack: &mut Vec<String>,
+    path: &Path,
+) -> Result<()> {
+    if done.contains_key(name) {
+        return Ok(());
+    }
+    let (value, line) = &raw[name];
+    let at = |what: String| Error::invalid_input(format!("{}:{line}: <DicoLoc/Symb> {name}: {what}", path.display()));
+    if let Some(pos) = stack.iter().position(|s| s == name) {
+        let mut cycle = stack[pos..].to_vec();
+        cycle.push(name.to_string());
+        return Err(at(format!("the symbols refer to each other in a cycle: {}", cycle.join(" → "))));
+    }
+    if stack.len() >= MAX_SYMBOL_DEPTH {
+        return Err(at(format!("symbols refer to symbols more than {MAX_SYMBOL_DEPTH} levels deep")));
+    }
+    stack.push(name.to_string());
+    for reference in references(value) {
+        match reference {
+            Ok(r) if raw.contains_key(r) => resolve_symbol(r, raw, done, stack, path)?,
+            _ => {} // reported by `expand` below
+        }
+    }
+    stack.pop();
+    let expanded = expand(value, done).map_err(|e| at(e.to_string()))?;
+    done.insert(name.to_string(), expanded);
+    Ok(())
+}
+
+/// The names referred to by `${Name}` in `text` (`Err` for an unclosed `${`).
+fn references(text: &str) -> impl Iterator<Item = std::result::Result<&str, ()>> + '_ {
+    text.match_indices("${").map(move |(start, _)| {
+        let after = &text[start + 2..];
+        after.find('}').map(|end| &after[..end]).ok_or(())
+    })
+}
+
+/// Why a `${…}` expansion failed.
+#[derive(Debug)]
+enum ExpandError {
+    /// `${Name}` with no such symbol.
+    Unknown(String),
+    /// `${` without its `}`.
+    Unclosed(String),
+    /// The result would pass [`MAX_EXPANDED_BYTES`].
+    TooLong,
+}
+
+impl std::fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpandError::Unknown(name) => write!(f, "${{{name}}} is not a symbol of <DicoLoc>"),
+            ExpandError::Unclosed(rest) => write!(f, "'${{{rest}' has no closing brace: write ${{Name}}"),
+            ExpandError::TooLong => write!(f, "expands to more than {MAX_EXPANDED_BYTES} bytes (symbols that repeat symbols?)"),
+        }
+    }
+}
+
+/// `text` with every `${Name}` replaced by its value in `symbols`.
+fn expand(text: &str, symbols: &BTreeMap<String, String>) -> std::result::Result<String, ExpandError> {
+    let mut out = String::with_capacity(text.len().min(MAX_EXPANDED_BYTES));
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| after.to_string())?;
+        let end = after.find('}').ok_or_else(|| ExpandError::Unclosed(after.chars().take(40).collect()))?;
         let name = &after[..end];
-        out.push_str(symbols.get(name).ok_or_else(|| name.to_string())?);
+        let value = symbols.get(name).ok_or_else(|| ExpandError::Unknown(name.to_string()))?;
+        if out.len() + value.len() > MAX_EXPANDED_BYTES {
+            return Err(ExpandError::TooLong);
+        }
+        out.push_str(value);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if out.len() > MAX_EXPANDED_BYTES {
+        return Err(ExpandError::TooLong);
+    }
     Ok(out)
 }
 
 fn substitute(element: &Element, symbols: &BTreeMap<String, String>, path: &Path) -> Result<Element> {
-    let text = expand(&element.text, symbols).map_err(|name| {
-        Error::invalid_input(format!(
-            "{}:{}: <{}>: ${{{name}}} is not a symbol of <DicoLoc>",
-            path.display(),
-            element.line,
-            element.name
-        ))
+    let text = expand(&element.text, symbols).map_err(|e| {
+        Error::invalid_input(format!("{}:{}: <{}>: {e}", path.display(), element.line, element.name))
     })?;
     let children = element.children.iter().map(|c| substitute(c, symbols, path)).collect::<Result<_>>()?;
     Ok(Element { name: element.name.clone(), text, children, line: element.line })
 }
 
+/// The elements that may appear several times under one parent; any other one given twice is
+/// an error (it would otherwise be read once and the other copy silently ignored).
+const REPEATABLE: &[&str] = &["DicoLoc/Symb", "Section_MEC/EtapeMEC"];
+
 fn check_known(element: &Element, prefix: &str, path: &Path, no_effect: &mut Vec<String>) -> Result<()> {
-    for child in &element.children {
+    for (i, child) in element.children.iter().enumerate() {
         let at = if prefix.is_empty() { child.name.clone() } else { format!("{prefix}/{}", child.name) };
+        if !REPEATABLE.contains(&at.as_str())
+            && let Some(first) = element.children[..i].iter().find(|c| c.name == child.name)
+        {
+            return Err(Error::invalid_input(format!(
+                "{}:{}: <{at}> is given twice (first at line {}): keep one",
+                path.display(),
+                child.line,
+                first.line
+            )));
+        }
         match KNOWN.iter().find(|(p, _)| *p == at) {
             Some((_, Known::NoEffect)) => {
                 if !no_effect.contains(&at) {
@@ -363,6 +449,9 @@ fn check_known(element: &Element, prefix: &str, path: &Path, no_effect: &mut Vec
     }
     Ok(())
 }
+
+/// The largest `SzW` (window half-size) accepted: NCC windows go up to 31 × 31.
+const MAX_SZW: usize = 15;
 
 /// A step's values; `None` = not given (inherit).
 #[derive(Default, Clone)]
@@ -391,7 +480,11 @@ fn read_step(e: &Element, r: &Reader<'_>) -> Result<(i64, PartialStep)> {
     }
     let mut s = PartialStep::default();
     if let Some((c, at)) = field("SzW") {
-        s.szw = Some(r.number(c, &at, "a window half-size (0, 1, 2, …)")?);
+        let szw: usize = r.number(c, &at, "a window half-size (1, 2, 3, …)")?;
+        if !(1..=MAX_SZW).contains(&szw) {
+            return Err(r.error(c, &at, format!("{szw}: the window half-size must be 1 to {MAX_SZW} (window 2·SzW+1)")));
+        }
+        s.szw = Some(szw);
     }
     if let Some((c, at)) = field("Px1Pas") {
         let v: f64 = r.number(c, &at, "a number")?;
@@ -447,11 +540,15 @@ fn read_step(e: &Element, r: &Reader<'_>) -> Result<(i64, PartialStep)> {
         }
         if let Some(a) = m.child("ArgMaskAuto") {
             let at = format!("{at}/ArgMaskAuto");
-            let get = |name: &str| -> Result<f64> {
+            let get = |name: &str, lo: f64, hi: f64| -> Result<f64> {
                 let c = a.child(name).ok_or_else(|| r.error(a, &at, format!("no <{name}>")))?;
-                r.number(c, &format!("{at}/{name}"), "a number")
+                let v: f64 = r.number(c, &format!("{at}/{name}"), "a number")?;
+                if !(v.is_finite() && (lo..=hi).contains(&v)) {
+                    return Err(r.error(c, &format!("{at}/{name}"), format!("{v}: must be between {lo} and {hi}")));
+                }
+                Ok(v)
             };
-            s.mask_auto = Some(MaskAuto { def_cor: get("ValDefCorrel")?, cost_trans: get("CostTrans")? });
+            s.mask_auto = Some(MaskAuto { def_cor: get("ValDefCorrel", -1.0, 1.0)?, cost_trans: get("CostTrans", 0.0, 16.0)? });
         }
     }
     if let Some(cah) = e.child("CorrelAdHoc") {

@@ -12,4 +12,4 @@ mod xml;
 
 pub use config::{Algo, LearnedCost, MaskAuto, MaskRule, MicmacConfig, MicmacFile, PluginCost, Step, Tiles};
 pub use plan::{resolve_model, BackendSpec, MicmacPlan};
-pub use xml::{parse as parse_xml, Element};
+pub use xml::{parse as parse_xml, read_text as read_xml_text, Element};

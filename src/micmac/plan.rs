@@ -122,6 +122,7 @@ impl MicmacPlan {
                 max_slope: s.pente_max as f32,
                 mask: s.mask_auto.map(|m| MaskLabel { cost: (1.0 - m.def_cor) as f32, transition: m.cost_trans as f32 }),
             });
+            regularizer.validate().map_err(|e| at(s.line, e.message().to_string()))?;
             if s.dilat_alti < 1 && !steps.is_empty() {
                 return Err(at(s.line, format!("Px1DilatAlti {}: the search around the previous step needs at least 1", s.dilat_alti)));
             }

@@ -1,5 +1,11 @@
 //! A small element tree for MicMac parameter files: element names, trimmed text, children,
 //! and the line each element starts on (for error messages). Comments are dropped.
+//!
+//! Both XML flavours (MicMac's `ParamMICMAC` and `<DeepsimMatch>`) come through here, so the
+//! bounds on hostile files live here: the file size ([`MAX_FILE_BYTES`], so that `/dev/zero` is
+//! not read for ever) and the nesting depth ([`MAX_DEPTH`]: the tree is walked and dropped
+//! recursively, and 200000 nested elements would overflow the stack). Lines are counted as
+//! the reader advances, in linear time.
 
 use crate::error::{Error, Result};
 use quick_xml::events::Event;
@@ -31,10 +37,54 @@ impl Element {
     }
 }
 
+/// The largest parameter file read (real ones are a few kilobytes).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The deepest element nesting accepted (real files nest fewer than 10 levels).
+pub const MAX_DEPTH: usize = 100;
+
+/// Reads a parameter file as text: at most [`MAX_FILE_BYTES`], UTF-8.
+pub fn read_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::invalid_input(format!(
+            "{}: more than {} MiB: not a parameter file (they are a few kilobytes)",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::decode(path, format!("not UTF-8 text ({e})")))
+}
+
+/// Counts lines up to a byte offset, resuming from the previous (smaller or equal) offset.
+struct LineCounter<'a> {
+    text: &'a str,
+    offset: usize,
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    fn line_at(&mut self, offset: u64) -> usize {
+        let offset = (offset as usize).min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        let bytes = &self.text.as_bytes()[self.offset..offset];
+        self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+        self.offset = offset;
+        self.line
+    }
+}
+
 /// Parses `text` (the content of `path`, named in errors) into its root element.
 pub fn parse(text: &str, path: &Path) -> Result<Element> {
     let mut reader = Reader::from_str(text);
-    let line_of = |offset: u64| text[..(offset as usize).min(text.len())].matches('\n').count() + 1;
+    let lines = std::cell::RefCell::new(LineCounter { text, offset: 0, line: 1 });
+    let line_of = |offset: u64| lines.borrow_mut().line_at(offset);
     let bad = |offset: u64, what: String| {
         Error::invalid_input(format!("{}:{}: malformed XML: {what}", path.display(), line_of(offset)))
     };
@@ -45,6 +95,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Element> {
         let event = reader.read_event().map_err(|e| bad(reader.error_position(), e.to_string()))?;
         match event {
             Event::Start(start) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(bad(
+                        position,
+                        format!("elements nested more than {MAX_DEPTH} deep; parameter files nest a few levels"),
+                    ));
+                }
                 let name = start.name().as_ref().to_string();
                 stack.push(Element { name, text: String::new(), children: Vec::new(), line: line_of(position) });
             }

@@ -24,7 +24,7 @@ pub(crate) fn scaled(cost: f32) -> u16 {
 
 /// Writes `costs` to `path` as raw native-endian `u16`.
 pub fn write_cube(path: &Path, costs: &[u16]) -> Result<()> {
-    let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::io::BufWriter::new(crate::io::create_file(path)?);
     let mut bytes = Vec::with_capacity(costs.len().min(1 << 20) * 2);
     for chunk in costs.chunks(1 << 20) {
         bytes.clear();

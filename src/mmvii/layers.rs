@@ -120,6 +120,8 @@ fn read_z_file(path: &Path) -> Result<(usize, usize, Vec<i16>)> {
     })?;
     let mut decoder = Decoder::new(BufReader::new(file)).map_err(|e| Error::decode(path, e))?.with_limits(Limits::unlimited());
     let (w, h) = decoder.dimensions().map_err(|e| Error::decode(path, e))?;
+    // Decoded samples (up to 8 bytes), widened to i64, narrowed to i16.
+    crate::io::limits::check_alloc(path, &format!("{w} × {h} pixels"), crate::io::limits::product(&[w.into(), h.into(), 18]))?;
     let (w, h) = (w as usize, h as usize);
     match decoder.colortype().map_err(|e| Error::decode(path, e))? {
         ColorType::Gray(_) => {}

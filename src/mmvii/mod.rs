@@ -179,6 +179,7 @@ pub fn run(call: &Call, workdir: &Path, scorer: &Scorer<'_>) -> Result<Summary> 
     }
     let t = Instant::now();
     let layers = Layers::read(&in_workdir(workdir, call.zmin_file_name()), &in_workdir(workdir, call.zmax_file_name()))?;
+    check_tile_in_box1(call, layers.width(), layers.height())?;
     let learned = matches!(scorer, Scorer::Learned(_));
     let crop1 = load_crop(&in_workdir(workdir, &call.im1), 1, &call.box1, learned)?;
     let crop2 = load_crop(&in_workdir(workdir, &call.im2), 2, &call.box2, learned)?;
@@ -203,7 +204,7 @@ pub fn run(call: &Call, workdir: &Path, scorer: &Scorer<'_>) -> Result<Summary> 
     };
 
     let t = Instant::now();
-    let file = AtomicFile::new(&cube_path);
+    let file = AtomicFile::new(&cube_path)?;
     if let Err(e) = write_cube(file.tmp_path(), &costs) {
         file.discard();
         return Err(e);
@@ -218,6 +219,21 @@ pub fn run(call: &Call, workdir: &Path, scorer: &Scorer<'_>) -> Result<Summary> 
         fill_s,
         write_s: t.elapsed().as_secs_f64(),
     })
+}
+
+/// An error when the tile (`width × height` Z-file pixels at `P0`) does not overlap `Box1`: every
+/// cost would then be the worst, a cube that looks computed but holds nothing.
+fn check_tile_in_box1(call: &Call, width: usize, height: usize) -> Result<()> {
+    let (x0, y0) = call.p0;
+    let (x1, y1) = (x0.saturating_add(width as i64), y0.saturating_add(height as i64));
+    let b = &call.box1;
+    if x1 <= b.x0 || x0 >= b.x1 || y1 <= b.y0 || y0 >= b.y1 {
+        return Err(Error::invalid_parameter(format!(
+            "P0 [{x0},{y0}] (argument 4): the {width}×{height} tile of the Z files starting there lies outside \
+             Box1 {b}; every cost would be the worst. Check that the call's P0 and boxes belong together"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads image `which` (1 or 2) from `path` and cuts `bx` out of it: native sample values for NCC, or the [0, 1] mapping of

@@ -80,7 +80,13 @@ pub fn resolve_cnn_params(spec: &str, workdir: &Path, want_mlp: bool) -> Result<
             ))),
         }
     };
-    let listed = if matched.is_empty() { "no file".to_string() } else { matched.join(", ") };
+    // A few names say enough; a pattern like `../../etc/.*` must not print a whole folder.
+    const LISTED: usize = 8;
+    let listed = match matched.len() {
+        0 => "no file".to_string(),
+        n if n <= LISTED => matched.join(", "),
+        n => format!("{}, … ({n} files)", matched[..LISTED].join(", ")),
+    };
     let features = pick(Role::Features, "feature extractor")?.ok_or_else(|| {
         Error::invalid_input(format!(
             "CNNParams={spec}: no feature extractor in {} (the regular expression '{pattern}' matches {listed}); \

@@ -121,11 +121,22 @@ impl ModelBundle {
     }
 }
 
+/// The largest `deepsim.pad_multiple` accepted: inputs are padded up to a multiple of it, so a
+/// huge value would pad every tile to an enormous image (real networks use 4 to 64).
+pub const MAX_PAD_MULTIPLE: usize = 1024;
+
+/// The largest `deepsim.embedding_dim` accepted (real networks use 64 to 512).
+pub const MAX_EMBEDDING_DIM: usize = 8192;
+
 /// Checks one file; problems are appended, the info returned when it could be read at all.
 fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<ModelInfo> {
     let at = path.display();
     if !path.is_file() {
-        problems.push(format!("{at}: missing (every bundle needs {FEATURES_FILE}; {MLP_FILE} is optional)"));
+        if path.exists() {
+            problems.push(format!("{at}: not a regular file (a device, folder or link to one); give the exported .onnx file"));
+        } else {
+            problems.push(format!("{at}: missing (every bundle needs {FEATURES_FILE}; {MLP_FILE} is optional)"));
+        }
         return None;
     }
     let proto: ModelProto = match tract_onnx::onnx().proto_model_for_path(path) {
@@ -153,19 +164,23 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     let dim = key("deepsim.embedding_dim");
     let pad = if matches!(role, Role::Features) { key("deepsim.pad_multiple") } else { Some("1".into()) };
     let normalization = key("deepsim.normalization");
-    let mut number = |name: &str, value: Option<String>| -> Option<usize> {
+    let mut number = |name: &str, value: Option<String>, max: usize| -> Option<usize> {
         let v = value?;
         match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Some(n),
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            Ok(n) if n > max => {
+                problems.push(format!("{at}: metadata '{name}' = {n} is out of range: at most {max}"));
+                None
+            }
             _ => {
                 problems.push(format!("{at}: metadata '{name}' = '{v}' is not a positive integer"));
                 None
             }
         }
     };
-    let contract = number("deepsim.contract", contract).map(|c| c as u32);
-    let embedding_dim = number("deepsim.embedding_dim", dim);
-    let pad_multiple = number("deepsim.pad_multiple", pad);
+    let contract = number("deepsim.contract", contract, u32::MAX as usize).map(|c| c as u32);
+    let embedding_dim = number("deepsim.embedding_dim", dim, MAX_EMBEDDING_DIM);
+    let pad_multiple = number("deepsim.pad_multiple", pad, MAX_PAD_MULTIPLE);
     if let Some(c) = contract
         && !SUPPORTED_CONTRACTS.contains(&c) {
             problems.push(format!(
@@ -204,6 +219,15 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     check_tensors("input", &inputs, role.inputs(), problems);
     let outputs: Vec<_> = graph.output.iter().collect();
     check_tensors("output", &outputs, role.outputs(), problems);
+    if let (Role::Features, Some(dim)) = (role, embedding_dim)
+        && let Some(output) = outputs.iter().find(|v| v.name == "features")
+        && let Some(channels) = static_dim(output, 1)
+        && channels != dim
+    {
+        problems.push(format!(
+            "{at}: output 'features' has {channels} channels but deepsim.embedding_dim is {dim}; export them alike"
+        ));
+    }
     if let (Role::Mlp, Some(dim)) = (role, embedding_dim) {
         for v in &inputs {
             if let Some(width) = static_dim(v, 1)

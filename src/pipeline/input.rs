@@ -5,6 +5,7 @@
 use super::Images;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Storage};
+use crate::io::limits;
 use crate::io::{map_to_unit, open_mask_rows, open_rows, unit_range, ReadOptions, RowReader, SampleFormat};
 use ndarray::Zip;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,13 @@ impl InputImage {
     /// Opens `path` (and `mask`), checking that the mask has the image's size.
     pub fn open(path: &Path, mask: Option<&Path>, options: &ReadOptions) -> Result<Self> {
         let reader = open_rows(path, options)?;
+        // The narrowest band the pipeline reads must fit the budget (the readers' ceiling).
+        let (w, h) = (reader.width() as u64, reader.height() as u64);
+        limits::check_alloc(
+            path,
+            &format!("{w} × {h} pixels"),
+            limits::product(&[w, super::memory::MIN_BAND_ROWS as u64, super::memory::INPUT_BYTES_PER_PX as u64]),
+        )?;
         let mask = match mask {
             Some(m) => {
                 let mask_reader = open_mask_rows(m)?;

@@ -60,7 +60,7 @@ impl Budget {
     /// Rows per band for a pass over rows `width` pixels wide using `bytes_per_px`.
     pub(super) fn band_rows(&self, width: usize, bytes_per_px: usize) -> usize {
         let share = self.total.saturating_sub(BASELINE) / 4;
-        (share / (width.max(1) * bytes_per_px) as u64).max(16) as usize
+        (share / (width.max(1) * bytes_per_px) as u64).max(MIN_BAND_ROWS as u64) as usize
     }
 }
 
@@ -79,7 +79,10 @@ pub fn input_band_rows(budget: Option<u64>, width: usize) -> usize {
 }
 
 /// Per pixel of a band of an input being read (decoded samples, grey values, validity, mask).
-const INPUT_BYTES_PER_PX: usize = 48;
+pub(super) const INPUT_BYTES_PER_PX: usize = 48;
+
+/// The fewest rows a band holds, whatever the budget.
+pub(super) const MIN_BAND_ROWS: usize = 16;
 
 /// Where a run on a `width × height` pair keeps its whole-level rasters: in memory when they
 /// fit in half of `budget` (or without a budget), else in anonymous files in `scratch`.
@@ -95,8 +98,12 @@ pub fn storage_for(budget: Option<u64>, width: usize, height: usize, keep_steps:
     }
 }
 
+/// The largest memory size accepted (1 PiB): beyond it a size is a typo, and converting it to
+/// bytes would saturate silently.
+pub const MAX_SIZE_BYTES: u64 = 1 << 50;
+
 /// A memory size written `4G`, `512M`, `1.5G`, `2048K` or in bytes (binary units; a trailing
-/// `B` or `iB` is allowed); `None` when malformed.
+/// `B` or `iB` is allowed); `None` when malformed or above [`MAX_SIZE_BYTES`].
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
@@ -108,7 +115,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => (t, 0),
     };
     let value: f64 = number.trim().parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| (value * (1u64 << shift) as f64) as u64)
+    let bytes = value * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes <= MAX_SIZE_BYTES as f64).then_some(bytes as u64)
 }
 
 /// The default budget: half of the machine's physical memory (Linux), else 4 GB.
@@ -133,5 +141,7 @@ mod tests {
         assert_eq!(parse_size("12 X"), None);
         assert_eq!(parse_size("-1G"), None);
         assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("1e30G"), None, "beyond 1 PiB: refused, not saturated");
+        assert_eq!(parse_size("1P"), None);
     }
 }

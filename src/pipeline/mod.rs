@@ -7,7 +7,7 @@ mod memory;
 mod post;
 
 use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
-use crate::disparity::{left_right_check, winner_take_all, Winner};
+use crate::disparity::{flat_costs, left_right_check, winner_take_all, Winner};
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Sample, Storage};
 use crate::pyramid::{level_range, propagated_bounds, reduce_rows, reduce_source_rows, CoarseWindow, Propagation};
@@ -61,7 +61,8 @@ pub enum Regularizer {
 }
 
 impl Regularizer {
-    fn validate(&self) -> Result<()> {
+    /// Checks the parameters (penalties, directions, slopes) against their domains.
+    pub fn validate(&self) -> Result<()> {
         match self {
             Regularizer::None => Ok(()),
             Regularizer::Sgm(p) => p.validate(),
@@ -225,6 +226,16 @@ impl MatchConfig {
             && t.size_px < 16 {
                 return Err(Error::invalid_parameter(format!("tile size {} px: use at least 16", t.size_px)));
             }
+        if let Some(t) = self.tiles
+            && t.overlap_px < MIN_TILE_OVERLAP_PX
+            && (t.size_px < wl || t.size_px < hl)
+        {
+            return Err(Error::invalid_parameter(format!(
+                "tile overlap {} px: use at least {MIN_TILE_OVERLAP_PX} px (tiles are matched with this context on \
+                 every side; less cuts the matching windows and paths at tile borders; default 64)",
+                t.overlap_px
+            )));
+        }
         if let Some(t) = self.lr_check_px
             && !(t.is_finite() && t >= 0.0) {
                 return Err(Error::invalid_parameter(format!("left-right tolerance {t}: must be ≥ 0")));
@@ -240,6 +251,10 @@ impl MatchConfig {
         Ok(())
     }
 }
+
+/// The least context around tiles (when the image is cut into tiles): the matching windows'
+/// half-size and a few pixels of regularisation paths.
+pub const MIN_TILE_OVERLAP_PX: usize = 8;
 
 /// The largest number of pyramid levels for an image (coarsest side ≥ 16 px).
 pub fn max_levels(width: usize, height: usize) -> u32 {
@@ -936,6 +951,9 @@ fn match_tile(
     progress.stage(level, "winner-take-all");
     let t = Instant::now();
     let mut winner = winner_take_all(&volume.intervals, &aggregated);
+    // No information in the raw costs: no confidence, whatever the regulariser made of them.
+    let flat = flat_costs(&volume.intervals, &volume.costs, right.ncols());
+    ndarray::Zip::from(&mut winner.confidence).and(&flat).for_each(|c, &f| if f { *c = 0.0 });
     times.wta += t.elapsed().as_secs_f64();
 
     let t = Instant::now();

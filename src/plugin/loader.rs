@@ -68,13 +68,14 @@ impl PluginLibrary {
         // SAFETY: loading a library runs its initialisers; a plugin is code the user chose to
         // run with deepsim's rights, as is the model runtime library.
         let library = unsafe { libloading::Library::new(canonical) }
-            .map_err(|e| Error::plugin(format!("cannot load plugin {shown}: {e}")))?;
+            .map_err(|e| Error::plugin(format!("cannot load plugin {shown}: {}", with_source(&e))))?;
         let entry: DsEntryFn = {
             // SAFETY: the symbol's type is fixed by the ABI (deepsim_plugin.h: DsEntryFn).
             let symbol = unsafe { library.get::<DsEntryFn>(ENTRY_SYMBOL.as_bytes()) }.map_err(|e| {
                 Error::plugin(format!(
                     "plugin {shown}: missing symbol '{ENTRY_SYMBOL}', so this is not a deepsim plugin (a Rust plugin \
-                     uses deepsim_plugin_api::export_plugin!, a C plugin DEEPSIM_PLUGIN_ENTRY of deepsim_plugin.h) ({e})"
+                     uses deepsim_plugin_api::export_plugin!, a C plugin DEEPSIM_PLUGIN_ENTRY of deepsim_plugin.h) ({})",
+                    with_source(&e)
                 ))
             })?;
             *symbol
@@ -147,4 +148,17 @@ impl PluginLibrary {
         // SAFETY: a NUL-terminated string owned by the plugin, valid until the next call.
         unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
     }
+}
+
+/// A loader error with its causes: libloading's own message is only "dlopen failed", and the
+/// reason (dlerror's text: file not found, wrong ELF class, undefined symbol) is its source.
+fn with_source(e: &libloading::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

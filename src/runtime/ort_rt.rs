@@ -125,7 +125,11 @@ impl Ort {
                 } else if available("CUDA", ep::CUDA::is_available()).is_ok() {
                     Provider::Cuda
                 } else {
-                    eprintln!("deepsim: warning: --device auto: no GPU execution provider in {}; running on the CPU", library.display());
+                    // Not eprintln!: a closed stderr must not panic the run.
+                    let _ = std::io::Write::write_fmt(
+                        &mut std::io::stderr(),
+                        format_args!("deepsim: warning: --device auto: no GPU execution provider in {}; running on the CPU\n", library.display()),
+                    );
                     Provider::Cpu
                 }
             }

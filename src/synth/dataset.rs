@@ -173,7 +173,7 @@ fn png_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 fn write_png(path: &Path, data: &[u8], w: usize, h: usize, colour: ExtendedColorType) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::io::create_file(path)?;
     let encoder = PngEncoder::new_with_quality(BufWriter::new(file), CompressionType::Fast, FilterType::Adaptive);
     encoder.write_image(data, w as u32, h as u32, colour).map_err(|e| png_error(path, e))
 }
@@ -222,5 +222,6 @@ fn write_preview(path: &Path, pair: &SynthPair, bits: u8) -> Result<()> {
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| png_error(path, e))?;
-    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+    let mut file = crate::io::create_file(path)?;
+    std::io::Write::write_all(&mut file, (text + "\n").as_bytes()).map_err(|e| Error::io(path, e))
 }

@@ -153,6 +153,20 @@ fn contract_violations_each_give_their_own_error() {
     let cases: Vec<(&str, Edit, &str)> = vec![
         ("no_meta", Box::new(|f, _| set_meta(f, "deepsim.embedding_dim", None)), "metadata key 'deepsim.embedding_dim' missing"),
         ("bad_dim", Box::new(|f, _| set_meta(f, "deepsim.pad_multiple", Some("eight"))), "'deepsim.pad_multiple' = 'eight' is not a positive integer"),
+        // Issue #16 item 4: a padding multiple that would pad every tile to a gigantic image.
+        (
+            "huge_pad",
+            Box::new(|f, _| set_meta(f, "deepsim.pad_multiple", Some("1000000"))),
+            "'deepsim.pad_multiple' = 1000000 is out of range: at most 1024",
+        ),
+        (
+            "huge_dim",
+            Box::new(|f, m| {
+                set_meta(f, "deepsim.embedding_dim", Some("100000000"));
+                set_meta(m.as_mut().unwrap(), "deepsim.embedding_dim", Some("100000000"));
+            }),
+            "'deepsim.embedding_dim' = 100000000 is out of range",
+        ),
         ("future", Box::new(|f, _| set_meta(f, "deepsim.contract", Some("7"))), "contract version 7; this build of deepsim reads versions 1–1"),
         ("role", Box::new(|f, _| set_meta(f, "deepsim.role", Some("mlp"))), "declares deepsim.role 'mlp'"),
         (
@@ -203,6 +217,11 @@ fn contract_violations_each_give_their_own_error() {
     let dir = root.path().join("empty");
     std::fs::create_dir_all(&dir).unwrap();
     assert!(ModelBundle::open(&dir).unwrap_err().to_string().contains("features.onnx: missing"));
+    // Issue #16 item 30: a link to a device is not "missing" (and is never read: /dev/zero is endless).
+    let dir = root.path().join("device");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("features.onnx")).unwrap();
+    assert!(ModelBundle::open(&dir).unwrap_err().to_string().contains("features.onnx: not a regular file"));
     assert!(ModelBundle::open(&root.path().join("nowhere")).unwrap_err().to_string().contains("bundle folder not found"));
 }
 

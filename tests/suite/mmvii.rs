@@ -388,6 +388,12 @@ fn every_malformed_call_gives_its_own_error_and_leaves_no_cube() {
     bad_box[5] = "[5,1,111]".into();
     let mut box_beyond = with("MMVIICorrel", "ok", &[]);
     box_beyond[5] = "[5,1,200,77]".into();
+    let mut p0_outside = with("MMVIICorrel", "ok", &[]);
+    p0_outside[4] = "[500,500]".into();
+    // Issue #16: an image whose header claims 2^31 × 2^31 pixels.
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad/image/png_header_2g_by_2g.png"), scene.path().join("huge.png")).unwrap();
+    let mut huge_im1 = with("MMVIICorrel", "ok", &[]);
+    huge_im1[1] = "./huge.png".into();
     let mut other_command = with("MMVIICorrel", "ok", &[]);
     other_command[0] = "DM4MatchMultipleOrtho".into();
     // (what, call, expected message, whether the call gets far enough to know its cube's name:
@@ -396,6 +402,8 @@ fn every_malformed_call_gives_its_own_error_and_leaves_no_cube() {
         ("missing positional", missing_post, "missing positional argument 7 (Post", false),
         ("bad box syntax", bad_box, "Box1 '[5,1,111]': expected [x0,y0,x1,y1]", false),
         ("box beyond the image", box_beyond, "Box1 [5,1,200,77] reaches beyond Im1", true),
+        ("P0 outside Box1", p0_outside, "P0 [500,500] (argument 4)", true),
+        ("huge declared Im1", huge_im1, "huge.png: the file declares 2147483647 × 2147483647 pixels", true),
         ("missing ZMin file", with("MMVIICorrel", "nozfile", &[]), "ZMin_nozfile.tif", true),
         ("interval outside int16", with("MMVIICorrel", "wide", &[]), "Z value 40000 at pixel (23, 1) is outside the int16 range", true),
         ("unknown model", with("CensusCorrel", "ok", &[]), "unknown model 'CensusCorrel'", false),

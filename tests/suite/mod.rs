@@ -2,6 +2,7 @@ mod census;
 mod cli;
 mod engine_xml;
 mod eval;
+mod hostile;
 mod io;
 mod learned;
 mod memory;
