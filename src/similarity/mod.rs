@@ -13,10 +13,12 @@
 
 mod census;
 mod learned;
+mod mlp;
 mod ncc;
 
 pub use census::Census;
-pub use learned::{Head, Learned, Tiling};
+pub use learned::{Head, Learned, MlpEngine, Tiling};
+pub use mlp::SplitMlp;
 pub use ncc::Ncc;
 
 use crate::cost::Intervals;
