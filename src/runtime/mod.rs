@@ -38,6 +38,13 @@ pub trait FeatureNet: Send + Sync {
     /// Embeddings `[C, H, W]` of a grey image `[H, W]` in [0, 1] whose sides are multiples of
     /// the model's `pad_multiple` (the caller pads).
     fn run(&self, image: ArrayView2<'_, f32>) -> Result<Array3<f32>>;
+
+    /// Whether one call already keeps every core busy (ONNX Runtime's intra-op threads, a GPU):
+    /// the two images of a pair are then embedded one after the other, which holds half the
+    /// activations at the same speed. tract runs a plan on one thread: both images at once.
+    fn uses_all_cores(&self) -> bool {
+        false
+    }
 }
 
 /// A decision network: `mlp.onnx` of a bundle.

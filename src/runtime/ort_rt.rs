@@ -260,6 +260,10 @@ impl FeatureNet for OrtNet {
             features_output(&self.path, out, h, w)
         })
     }
+
+    fn uses_all_cores(&self) -> bool {
+        true
+    }
 }
 
 impl DecisionNet for OrtNet {

@@ -65,6 +65,10 @@ pub enum MlpEngine {
     Onnx,
 }
 
+/// Activations a feature extractor holds per input pixel and embedding channel, bytes: msaff
+/// (64 channels) under ONNX Runtime peaks at about 1.6 kB per pixel of the window it runs on.
+const ACTIVATION_BYTES_PER_PX_PER_CHANNEL: usize = 26;
+
 /// A learned similarity built from a model bundle.
 pub struct Learned {
     name: String,
@@ -293,15 +297,23 @@ impl Similarity for Learned {
         self.name.clone()
     }
 
-    /// The embedding (f16 per channel) and the rows being compared.
+    /// The embedding (f16 per channel), the rows being compared, and the feature extractor's
+    /// activations while it runs (estimated per channel of the embedding; halved when the two
+    /// images are embedded one after the other).
     fn bytes_per_pixel(&self) -> usize {
-        2 * self.embedding_dim + 32
+        let activations = ACTIVATION_BYTES_PER_PX_PER_CHANNEL * self.embedding_dim;
+        let held = if self.features.uses_all_cores() { activations / 2 } else { activations };
+        2 * self.embedding_dim + 32 + held
     }
 
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {
-        // The two images are independent: one per worker (tract runs a plan on one thread).
-        let (left, right) =
-            rayon::join(|| self.embed_f16(pair.left), || self.embed_f16(pair.right));
+        // The two images are independent: one per worker when the runtime runs a plan on one
+        // thread (tract), one after the other when a call uses every core (half the memory).
+        let (left, right) = if self.features.uses_all_cores() {
+            (self.embed_f16(pair.left), self.embed_f16(pair.right))
+        } else {
+            rayon::join(|| self.embed_f16(pair.left), || self.embed_f16(pair.right))
+        };
         let (left, right) = (left?, right?);
         Ok(match self.head {
             Head::Cosine => Box::new(CosinePair {
