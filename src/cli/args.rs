@@ -51,6 +51,9 @@ pub enum SimilarityKind {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
+    /// ONNX Runtime when its library is found (ORT_DYLIB_PATH, the active or the project's venvs,
+    /// python3's onnxruntime) and loads, else tract; the choice and why are printed and in run.json.
+    Auto,
     /// Pure-Rust runtime (tract), CPU, no native library needed.
     Tract,
     /// ONNX Runtime, loaded from ORT_DYLIB_PATH or python3's onnxruntime package (CPU, CUDA, TensorRT).
@@ -122,8 +125,16 @@ pub struct MatchArgs {
     #[arg(long, value_enum)]
     pub head: Option<Head>,
     /// Runtime executing the model.
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Auto)]
     pub runtime: RuntimeKind,
+    /// With the MLP head: run it only on each pixel's K best cosine candidates, the others
+    /// ranked after them by cosine (0: on every candidate, exact).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub mlp_top_k: usize,
+    /// With the MLP head: run mlp.onnx through the runtime instead of the native split MLP
+    /// (same results to float rounding; for comparisons).
+    #[arg(long)]
+    pub mlp_onnx: bool,
     /// Execution provider (ONNX Runtime): cpu, cuda, tensorrt, or auto (best available, else CPU with a warning).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,

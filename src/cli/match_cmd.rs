@@ -104,9 +104,11 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
                 trt_cache: args.trt_cache.clone(),
                 trt_fp16: args.trt_fp16,
             };
-            let runtime = super::runtime::build(args.runtime, device)?;
+            let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-            let (learned, report) = build_learned(dir, args.head, runtime.as_ref(), tiling, quiet)?;
+            let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
+            let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, quiet)?;
+            report["runtime_choice"] = choice;
             let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
             models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": learned_weight(args) }));
@@ -175,7 +177,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                 }
                 let runtime = runtime.as_ref().expect("built just above");
                 let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, quiet)?;
+                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), quiet)?;
                 models.push(json!({ "model": report }));
                 learned
             }
@@ -235,20 +237,35 @@ pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(
     Ok((Box::new(plugin), report))
 }
 
+/// How the MLP head runs (`--mlp-top-k`, `--mlp-onnx`).
+#[derive(Default, Clone, Copy)]
+struct MlpOptions {
+    top_k: usize,
+    onnx: bool,
+}
+
 /// A learned backend from a bundle folder, and its description for the report.
 fn build_learned(
     dir: &Path,
     head: Option<Head>,
     runtime: &dyn Runtime,
     tiling: Tiling,
+    mlp: MlpOptions,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let bundle = ModelBundle::open(dir)?;
     if !quiet {
         note!("deepsim: model {} on {}", dir.display(), runtime.name());
     }
-    let learned = Learned::new(&bundle, runtime, head, tiling)?;
-    Ok((Box::new(learned), json!({ "bundle": bundle, "runtime": runtime.name() })))
+    let mut learned = Learned::new(&bundle, runtime, head, tiling)?.with_mlp_top_k(mlp.top_k);
+    if mlp.onnx {
+        learned = learned.with_onnx_mlp();
+    }
+    let mut report = json!({ "bundle": bundle, "runtime": runtime.name(), "head": learned.head() });
+    if let Some(engine) = learned.mlp_engine() {
+        report["mlp"] = json!({ "engine": engine, "top_k": mlp.top_k, "macs_per_candidate": learned.mlp_macs_per_candidate() });
+    }
+    Ok((Box::new(learned), report))
 }
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {

@@ -14,11 +14,13 @@
 mod blend;
 mod census;
 mod learned;
+mod mlp;
 mod ncc;
 
 pub use blend::Blend;
 pub use census::Census;
-pub use learned::{Head, Learned, Tiling};
+pub use learned::{Head, Learned, MlpEngine, Tiling};
+pub use mlp::SplitMlp;
 pub use ncc::Ncc;
 
 use crate::cost::Intervals;
