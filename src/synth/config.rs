@@ -11,6 +11,8 @@ use std::path::PathBuf;
 /// Default `--noise` (8-bit grey levels at mid-grey): the real aerial pairs of
 /// `shared/data/aerial-unlabeled` measure 0.34 to 0.98 (docs/synth/measure_realism.py).
 pub const DEFAULT_NOISE_DN: f64 = 0.8;
+/// Largest `--time-gap`.
+pub const MAX_TIME_GAP: f64 = 3.0;
 /// Default `--blur` (Gaussian σ, px).
 pub const DEFAULT_BLUR_PX: f64 = 0.6;
 
@@ -224,8 +226,8 @@ impl SynthConfig {
         {
             return Err(p(format!("--jpeg-quality {q}: use 1 (worst) to 100 (best)")));
         }
-        if !(0.0..=3.0).contains(&self.time_gap) {
-            return Err(p(format!("--time-gap {}: use 0 (views taken at the same instant) to 3", self.time_gap)));
+        if !(0.0..=MAX_TIME_GAP).contains(&self.time_gap) {
+            return Err(p(format!("--time-gap {}: use 0 (views taken at the same instant) to {MAX_TIME_GAP}", self.time_gap)));
         }
         if !(0.0..=3.0).contains(&self.wind) {
             return Err(p(format!("--wind {}: use 0 (rigid tree crowns) to 3", self.wind)));

@@ -11,7 +11,8 @@
 //! the sun in one sweep (each sample looks one step towards the sun), linear in the grid size
 //! instead of a ray march per sample.
 
-use super::scene::{Object, Scene, Shape, Sun, LEFT, RIGHT};
+use super::config::MAX_TIME_GAP;
+use super::scene::{Object, Scene, Shape, Sun, LEFT, RIGHT, SUN_RAISE_TAN, SUN_TURN_TAN};
 
 /// Samples along X per pixel of ground.
 pub const SAMPLES_PER_PX: usize = 2;
@@ -55,29 +56,23 @@ impl Dsm {
         let dx = gsd / SAMPLES_PER_PX as f64;
         let (mut x0, mut x1, _, _) = scene.extent;
         let z_top = scene.objects.iter().map(Object::top_m).fold(scene.terrain.max_m, f64::max);
-        // Objects up to `reach` m away towards the sun may cast shadows into the view: the
-        // grid extends towards each view's sun.
+        // Objects up to `reach` m away towards the sun may cast shadows into the view. The
+        // grid is sized from the pair's sun before `--time-gap` moves it, with margins for
+        // the largest moves allowed: the sample positions, hence the geometry and the ground
+        // truth, must not depend on the time gap.
+        let max_turn = MAX_TIME_GAP * SUN_TURN_TAN / 2.0;
+        let max_raise = MAX_TIME_GAP * SUN_RAISE_TAN / 2.0;
+        let sun = &scene.sun;
+        let lowest = (sun.tan_elevation - max_raise) / (1.0 + sun.tan_elevation * max_raise);
+        let reach = z_top / lowest.max(0.3);
         let cap_x = 0.25 * (x1 - x0);
-        let cap_rows = height_px / 4 + 8;
-        let (mut grow_x0, mut grow_x1, mut before, mut after) = (0.0f64, 0.0f64, 2, 2);
-        for light in &scene.light {
-            let reach = z_top / light.sun.tan_elevation;
-            let (sx, sy) = light.sun.towards;
-            if sx > 0.0 {
-                grow_x1 = grow_x1.max((reach * sx).min(cap_x));
-            } else {
-                grow_x0 = grow_x0.min((reach * sx).max(-cap_x));
-            }
-            let sun_rows = ((reach * sy.abs() / gsd).ceil() as usize).min(cap_rows);
-            if sy > 0.0 {
-                after = after.max(sun_rows + 2);
-            } else {
-                before = before.max(sun_rows + 2);
-            }
-        }
-        x0 += grow_x0 - 2.0 * dx;
-        x1 += grow_x1 + 2.0 * dx;
+        let (sx, sy) = sun.towards;
+        x1 += (reach * (sx + max_turn).max(0.0)).min(cap_x) + 2.0 * dx;
+        x0 += (reach * (sx - max_turn).min(0.0)).max(-cap_x) - 2.0 * dx;
         let nx = ((x1 - x0) / dx).ceil() as usize + 1;
+        let cap_rows = height_px / 4 + 8;
+        let rows = |towards: f64| ((reach * towards.max(0.0) / gsd).ceil() as usize).min(cap_rows) + 2;
+        let (before, after) = (rows(-(sy - max_turn)), rows(sy + max_turn));
         let ny = before + height_px + after;
         let y0 = cam.row_y(-(before as f64));
         let mut dsm = Dsm {

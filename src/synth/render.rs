@@ -178,13 +178,14 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
         let y_m = dsm.y(r);
         // Radiance of the top surface at every sample of the row, in each view's light; the
         // albedo is the same in both views but for swaying crowns.
-        for i in 0..dsm.nx {
+        let [top_left, top_right] = &mut top;
+        for (i, (out_left, out_right)) in top_left.iter_mut().zip(top_right.iter_mut()).enumerate() {
             let c = r * dsm.nx + i;
             let (id, x, z) = (dsm.id[c], dsm.x(i), dsm.z[c] as f64);
             let (a, tint) = look.top(id, x, y_m, z, LEFT);
             let ar = if look.sways(id) { look.top(id, x, y_m, z, RIGHT).0 } else { a };
-            top[LEFT][i] = a * dsm.shade[LEFT][c] * gains[LEFT][tint as usize];
-            top[RIGHT][i] = ar * dsm.shade[RIGHT][c] * gains[RIGHT][tint as usize];
+            *out_left = a * dsm.shade[LEFT][c] * gains[LEFT][tint as usize];
+            *out_right = ar * dsm.shade[RIGHT][c] * gains[RIGHT][tint as usize];
         }
         for (v, view) in views.iter().enumerate() {
             let mut cursor = 0;

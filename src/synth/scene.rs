@@ -478,6 +478,9 @@ pub struct Scene {
     pub style: Style,
     /// Cameras.
     pub camera: Camera,
+    /// The pair's sun, before `--time-gap` moves it per view (sizes the DSM grid, which must
+    /// not depend on the time gap).
+    pub sun: Sun,
     /// Sun, exposure and white balance of the left and right views.
     pub light: [Illumination; 2],
     /// Relief.
@@ -666,18 +669,23 @@ impl Scene {
             textures.foliage = pick(&mut rng);
         }
 
-        Scene { seed, style, camera, light, terrain, layout, objects, counts, noise, radiometry, textures, extent }
+        Scene { seed, style, camera, sun, light, terrain, layout, objects, counts, noise, radiometry, textures, extent }
     }
 }
+
+/// Largest change of the sun's azimuth between the views at `--time-gap 1`, as the tangent
+/// of the angle (3°; small angles: tan δ ≈ δ).
+pub const SUN_TURN_TAN: f64 = 0.052;
+/// Largest change of the sun's elevation between the views at `--time-gap 1` (1.5°).
+pub const SUN_RAISE_TAN: f64 = 0.026;
 
 /// Each view's sun and camera exposure for a time gap of strength `gap` (0 = same instant):
 /// between the views the sun turns by up to ±3°·gap in azimuth and ±1.5°·gap in elevation,
 /// the sky share changes by up to ±0.04·gap, and exposure and the white balance of green and
 /// warm materials each change by up to ±8 %·gap. Half of each change goes to each view.
 fn illumination(sun: &Sun, gap: f64, rng: &mut Rng) -> [Illumination; 2] {
-    // Small angles: tan δ ≈ δ (radians).
-    let turn = gap * rng.range(-0.052, 0.052);
-    let raise = gap * rng.range(-0.026, 0.026);
+    let turn = gap * rng.range(-SUN_TURN_TAN, SUN_TURN_TAN);
+    let raise = gap * rng.range(-SUN_RAISE_TAN, SUN_RAISE_TAN);
     let sky = gap * rng.range(-0.04, 0.04);
     let gains = [gap * rng.range(-0.15, 0.15), gap * rng.range(-0.1, 0.1), gap * rng.range(-0.1, 0.1)];
     [-0.5, 0.5].map(|half| {
