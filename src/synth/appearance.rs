@@ -29,13 +29,24 @@ pub struct Texture {
     pub values: Vec<f32>,
     /// Mean value.
     pub mean: f32,
+    /// Where it comes from and a fingerprint of its values (FNV-1a of the f32 bits), for the
+    /// manifest.
+    pub source: String,
+    /// See `source`.
+    pub fingerprint: u64,
 }
 
 impl Texture {
     /// Builds a texture from grey values in [0, 1].
     pub fn new(width: usize, height: usize, values: Vec<f32>) -> Texture {
         let mean = (values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64) as f32;
-        Texture { width, height, values, mean }
+        let mut fingerprint = 0xCBF2_9CE4_8422_2325u64;
+        for v in &values {
+            for b in v.to_bits().to_le_bytes() {
+                fingerprint = (fingerprint ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
+            }
+        }
+        Texture { width, height, values, mean, source: String::new(), fingerprint }
     }
 
     /// Bilinear sample with mirrored repeat, in texels: a photograph has no seam-free

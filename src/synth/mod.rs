@@ -111,6 +111,15 @@ impl Generator {
         &self.config
     }
 
+    /// The texture sources in index order (`--texture` files, then `--texture-dir` files by
+    /// name): file, size and a fingerprint of the values, as the manifest records them.
+    pub fn texture_sources(&self) -> Vec<serde_json::Value> {
+        self.textures
+            .iter()
+            .map(|t| json!({"file": t.source, "width": t.width, "height": t.height, "fingerprint": format!("{:016x}", t.fingerprint)}))
+            .collect()
+    }
+
     /// Makes pair `index` (independent of every other pair).
     pub fn pair(&self, index: u64) -> SynthPair {
         let c = &self.config;

@@ -67,5 +67,7 @@ fn read_one(option: &str, path: &Path) -> Result<Texture> {
     let (cw, ch) = (w.min(MAX_SIDE_PX), h.min(MAX_SIDE_PX));
     let (x0, y0) = ((w - cw) / 2, (h - ch) / 2);
     let window = unit.slice(ndarray::s![y0..y0 + ch, x0..x0 + cw]);
-    Ok(Texture::new(cw, ch, window.iter().copied().collect()))
+    let mut texture = Texture::new(cw, ch, window.iter().copied().collect());
+    texture.source = path.display().to_string();
+    Ok(texture)
 }

@@ -458,7 +458,7 @@ fn new_options_are_deterministic_per_pair() {
     let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     let mut cfg = config(43);
     cfg.count = 3;
-    cfg.texture_dir = Some(tex);
+    cfg.texture_dir = Some(tex.clone());
     cfg.time_gap = 2.0;
     cfg.wind = 2.5;
     write_dataset(&Generator::new(cfg.clone()).unwrap(), &a, &|_| {}).unwrap();
@@ -466,12 +466,17 @@ fn new_options_are_deterministic_per_pair() {
     assert!(files(&a) == files(&b), "two runs with the same options differ");
     cfg.start_index = 2;
     cfg.count = 1;
-    write_dataset(&Generator::new(cfg).unwrap(), &c, &|_| {}).unwrap();
+    write_dataset(&Generator::new(cfg.clone()).unwrap(), &c, &|_| {}).unwrap();
     for name in ["left.png", "right.png", "disp_left.tif", "mask_nonocc.png", "scene.json"] {
         let one = std::fs::read(c.join("000002").join(name)).unwrap();
         let of_three = std::fs::read(a.join("000002").join(name)).unwrap();
         assert!(one == of_three, "000002/{name} depends on --count/--start-index");
     }
+    // Extending the dataset after a texture file changed is refused, naming the sources.
+    texture_png(&tex.join("c.png"), 70, 120, 7);
+    cfg.start_index = 3;
+    let err = write_dataset(&Generator::new(cfg).unwrap(), &a, &|_| {}).unwrap_err();
+    assert!(err.message().contains("texture_sources"), "{}", err.message());
 }
 
 /// Views taken at different times and wind in the crowns change what the views show, never
