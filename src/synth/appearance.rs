@@ -2,7 +2,11 @@
 //!
 //! Because the albedo depends on the world point and never on the view, a point has the same
 //! albedo in both images and the only differences between the views are geometry,
-//! foreshortening and the camera models, which is what the ground truth accounts for.
+//! foreshortening, the light (`--time-gap`) and the camera models, which is what the ground
+//! truth accounts for. The one deliberate exception is leaves in the wind (`--wind`): a
+//! crown's texture is displaced per view while its surface, and so the ground truth, stays.
+//! User textures ([`super::textures`]) are fixed to the world point too: each material that
+//! uses one samples its own crop (origin, quarter turn, texel size drawn per pair).
 //! Materials mix several scales, as real aerial images do: per-block tone, metre-scale
 //! patches, decimetre texture (grass clumps, gravel, leaves) and regular patterns (roof
 //! tiles, paving slabs, furrows, parking stalls, road markings, facade windows). Some are
