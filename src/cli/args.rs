@@ -290,10 +290,10 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 8)]
     pub bits: u8,
     /// Sensor noise: standard deviation at mid-grey, in 8-bit grey levels (0 = none).
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = deepsim::synth::config::DEFAULT_NOISE_DN)]
     pub noise: f64,
     /// Optical blur, Gaussian sigma in px (0 = none).
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = deepsim::synth::config::DEFAULT_BLUR_PX)]
     pub blur: f64,
     /// Strength of the per-view radiometric differences (0 = identical camera models, 1 = typical).
     #[arg(long, default_value_t = 1.0)]
@@ -313,6 +313,18 @@ pub struct SynthArgs {
     /// Grey texture image (PNG/TIFF) used at random for some ground and roof materials; repeatable.
     #[arg(long)]
     pub texture: Vec<PathBuf>,
+    /// Folder of PNG/TIFF images (e.g. left images of real pairs): random crops of every one
+    /// texture ground, flat roofs and tree crowns.
+    #[arg(long, value_name = "DIR")]
+    pub texture_dir: Option<PathBuf>,
+    /// Views taken at different times: the sun moves between them (cast shadows differ),
+    /// exposure and white balance change. 0 = same instant, 1 = typical, up to 3.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_gap: f64,
+    /// Wind in tree crowns: leaf texture displaced differently in the two views (geometry and
+    /// ground truth unchanged). 0 = rigid, 1 = typical, up to 3.
+    #[arg(long, default_value_t = 1.0)]
+    pub wind: f64,
 }
 
 #[derive(Args, Debug)]
