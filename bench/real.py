@@ -89,7 +89,17 @@ def run_sgbm(left: Path, right: Path, dmin: int, dmax: int) -> tuple[np.ndarray,
 
 
 def run_pandora(left: Path, right: Path, dmin: int, dmax: int, cost: str) -> tuple[np.ndarray, float]:
+    import copy
+
     import run_pandora as rp
+    from pandora.matching_cost.matching_cost import AbstractMatchingCost
+
+    # The MC-CNN plugin's check_conf adds keys to the schema shared by every matching cost
+    # (a class attribute, edited in place): restore it so census can run after MC-CNN.
+    if not hasattr(run_pandora, "schema"):
+        run_pandora.schema = copy.deepcopy(AbstractMatchingCost.schema)
+    AbstractMatchingCost.schema.clear()
+    AbstractMatchingCost.schema.update(copy.deepcopy(run_pandora.schema))
 
     cfg = (rp.census_sgm_config if cost == "census" else rp.mccnn_sgm_config)(str(left), str(right), dmax)
     cfg["input"]["left"]["disp"] = [-dmax, -dmin]  # Pandora: d = x_right − x_left
