@@ -51,6 +51,9 @@ pub enum SimilarityKind {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
+    /// ONNX Runtime when its library is found (ORT_DYLIB_PATH, the active or the project's venvs,
+    /// python3's onnxruntime) and loads, else tract; the choice and why are printed and in run.json.
+    Auto,
     /// Pure-Rust runtime (tract), CPU, no native library needed.
     Tract,
     /// ONNX Runtime, loaded from ORT_DYLIB_PATH or python3's onnxruntime package (CPU, CUDA, TensorRT).
@@ -122,8 +125,16 @@ pub struct MatchArgs {
     #[arg(long, value_enum)]
     pub head: Option<Head>,
     /// Runtime executing the model.
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Tract)]
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Auto)]
     pub runtime: RuntimeKind,
+    /// With the MLP head: run it only on each pixel's K best cosine candidates, the others
+    /// ranked after them by cosine (0: on every candidate, exact).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub mlp_top_k: usize,
+    /// With the MLP head: run mlp.onnx through the runtime instead of the native split MLP
+    /// (same results to float rounding; for comparisons).
+    #[arg(long)]
+    pub mlp_onnx: bool,
     /// Execution provider (ONNX Runtime): cpu, cuda, tensorrt, or auto (best available, else CPU with a warning).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -140,6 +151,11 @@ pub struct MatchArgs {
     /// --similarity (MicMac's scheme: NCC at 1/16 and 1/8, learned at 1/4, 1/2, 1).
     #[arg(long, default_value_t = 3)]
     pub learned_levels: u32,
+    /// With --model: weight of the learned cost on the learned levels, the rest going to
+    /// --similarity's cost on the same candidates (1 = learned only). Default 0.5: the equal
+    /// blend was the most accurate on held-out synthetic pairs (README, "Choosing the blend").
+    #[arg(long)]
+    pub learned_weight: Option<f32>,
     /// Feature extraction tile side (px); larger images are processed in tiles.
     #[arg(long, default_value_t = 1024)]
     pub feature_tile: usize,
@@ -274,10 +290,10 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 8)]
     pub bits: u8,
     /// Sensor noise: standard deviation at mid-grey, in 8-bit grey levels (0 = none).
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = deepsim::synth::config::DEFAULT_NOISE_DN)]
     pub noise: f64,
     /// Optical blur, Gaussian sigma in px (0 = none).
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = deepsim::synth::config::DEFAULT_BLUR_PX)]
     pub blur: f64,
     /// Strength of the per-view radiometric differences (0 = identical camera models, 1 = typical).
     #[arg(long, default_value_t = 1.0)]
@@ -297,6 +313,18 @@ pub struct SynthArgs {
     /// Grey texture image (PNG/TIFF) used at random for some ground and roof materials; repeatable.
     #[arg(long)]
     pub texture: Vec<PathBuf>,
+    /// Folder of PNG/TIFF images (e.g. left images of real pairs): random crops of every one
+    /// texture ground, flat roofs and tree crowns.
+    #[arg(long, value_name = "DIR")]
+    pub texture_dir: Option<PathBuf>,
+    /// Views taken at different times: the sun moves between them (cast shadows differ),
+    /// exposure and white balance change. 0 = same instant, 1 = typical, up to 3.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_gap: f64,
+    /// Wind in tree crowns: leaf texture displaced differently in the two views (geometry and
+    /// ground truth unchanged). 0 = rigid, 1 = typical, up to 3.
+    #[arg(long, default_value_t = 1.0)]
+    pub wind: f64,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::model::ModelBundle;
 use deepsim::plugin::PluginSimilarity;
-use deepsim::similarity::{parse_window, Census, Head, Learned, Ncc, Similarity, Tiling};
+use deepsim::similarity::{parse_window, Blend, Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
 use deepsim::runtime::Runtime;
 use super::args::RuntimeKind;
@@ -104,15 +104,21 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
                 trt_cache: args.trt_cache.clone(),
                 trt_fp16: args.trt_fp16,
             };
-            let runtime = super::runtime::build(args.runtime, device)?;
+            let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-            let (learned, report) = build_learned(dir, args.head, runtime.as_ref(), tiling, quiet)?;
+            let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
+            let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, quiet)?;
+            report["runtime_choice"] = choice;
+            let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
-            models.push(json!({ "model": report, "learned_levels": args.learned_levels }));
+            models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": learned_weight(args) }));
         }
         None => {
             if args.head.is_some() {
                 bail!("--head needs --model (a bundle folder with features.onnx [+ mlp.onnx])");
+            }
+            if args.learned_weight.is_some() {
+                bail!("--learned-weight needs --model (it blends the model's cost with --similarity's)");
             }
         }
     }
@@ -171,7 +177,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                 }
                 let runtime = runtime.as_ref().expect("built just above");
                 let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, quiet)?;
+                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), quiet)?;
                 models.push(json!({ "model": report }));
                 learned
             }
@@ -193,6 +199,33 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
     })
 }
 
+/// Default share of the learned cost on the learned levels (`--learned-weight`).
+const DEFAULT_LEARNED_WEIGHT: f32 = 0.5;
+
+/// `--learned-weight`, or its default.
+fn learned_weight(args: &MatchArgs) -> f32 {
+    args.learned_weight.unwrap_or(DEFAULT_LEARNED_WEIGHT)
+}
+
+/// The learned backend as given (`--learned-weight 1`), or blended with a second instance of
+/// the classical `--similarity` measure on the same candidates.
+fn blend_with_classical(learned: Box<dyn Similarity>, args: &MatchArgs) -> anyhow::Result<Box<dyn Similarity>> {
+    let weight = learned_weight(args);
+    if !(0.0..=1.0).contains(&weight) {
+        bail!("--learned-weight {weight}: must be between 0 and 1 (1 = the learned cost only)");
+    }
+    if weight == 1.0 {
+        return Ok(learned);
+    }
+    if args.plugin.is_some() {
+        if args.learned_weight.is_none() {
+            return Ok(learned); // the blend is a census/NCC default; a plugin run keeps the model's cost
+        }
+        bail!("--learned-weight blends the model with --similarity census|ncc, not with a plugin");
+    }
+    Ok(Box::new(Blend::new(learned, build_similarity(args.similarity, &args.window)?, weight)?))
+}
+
 /// A plugin backend, and its description for the report.
 pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let plugin = PluginSimilarity::new(path, options)?;
@@ -204,20 +237,35 @@ pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(
     Ok((Box::new(plugin), report))
 }
 
+/// How the MLP head runs (`--mlp-top-k`, `--mlp-onnx`).
+#[derive(Default, Clone, Copy)]
+struct MlpOptions {
+    top_k: usize,
+    onnx: bool,
+}
+
 /// A learned backend from a bundle folder, and its description for the report.
 fn build_learned(
     dir: &Path,
     head: Option<Head>,
     runtime: &dyn Runtime,
     tiling: Tiling,
+    mlp: MlpOptions,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let bundle = ModelBundle::open(dir)?;
     if !quiet {
         note!("deepsim: model {} on {}", dir.display(), runtime.name());
     }
-    let learned = Learned::new(&bundle, runtime, head, tiling)?;
-    Ok((Box::new(learned), json!({ "bundle": bundle, "runtime": runtime.name() })))
+    let mut learned = Learned::new(&bundle, runtime, head, tiling)?.with_mlp_top_k(mlp.top_k);
+    if mlp.onnx {
+        learned = learned.with_onnx_mlp();
+    }
+    let mut report = json!({ "bundle": bundle, "runtime": runtime.name(), "head": learned.head() });
+    if let Some(engine) = learned.mlp_engine() {
+        report["mlp"] = json!({ "engine": engine, "top_k": mlp.top_k, "macs_per_candidate": learned.mlp_macs_per_candidate() });
+    }
+    Ok((Box::new(learned), report))
 }
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {

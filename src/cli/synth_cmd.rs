@@ -26,6 +26,9 @@ pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<()> {
     config.previews = args.previews;
     config.supersample = args.supersample;
     config.textures = args.texture;
+    config.texture_dir = args.texture_dir;
+    config.time_gap = args.time_gap;
+    config.wind = args.wind;
     let generator = Generator::new(config)?;
 
     let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };

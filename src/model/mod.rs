@@ -5,6 +5,10 @@
 //! reports every problem at once, each naming its file and the fix, so that a model exported
 //! wrongly is caught here rather than as a shape error deep inside a runtime.
 
+mod mlp_weights;
+
+pub use mlp_weights::{read_mlp, Dense, MlpWeights};
+
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

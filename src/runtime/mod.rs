@@ -3,14 +3,16 @@
 //! The similarity backends only see two small traits, one per model role of the contract
 //! (`docs/model-contract.md`): a feature extractor (grey tile in, one embedding per pixel out)
 //! and a decision network (pairs of embeddings in, similarities out). A runtime turns an ONNX
-//! file into either. The pure-Rust runtime (tract) needs no native library and is the default.
+//! file into either. The pure-Rust runtime (tract) needs no native library; ONNX Runtime is
+//! faster on CPUs and the one with GPUs. The command line's `--runtime auto` picks ONNX Runtime
+//! when its library is found ([`locate_library`]), tract otherwise.
 
 #[cfg(feature = "ort")]
 mod ort_rt;
 mod tract_rt;
 
 #[cfg(feature = "ort")]
-pub use ort_rt::{find_library, Ort, OrtOptions};
+pub use ort_rt::{find_library, locate_library, Ort, OrtOptions};
 pub use tract_rt::Tract;
 
 use crate::error::{Error, Result};
@@ -36,6 +38,13 @@ pub trait FeatureNet: Send + Sync {
     /// Embeddings `[C, H, W]` of a grey image `[H, W]` in [0, 1] whose sides are multiples of
     /// the model's `pad_multiple` (the caller pads).
     fn run(&self, image: ArrayView2<'_, f32>) -> Result<Array3<f32>>;
+
+    /// Whether one call already keeps every core busy (ONNX Runtime's intra-op threads, a GPU):
+    /// the two images of a pair are then embedded one after the other, which holds half the
+    /// activations at the same speed. tract runs a plan on one thread: both images at once.
+    fn uses_all_cores(&self) -> bool {
+        false
+    }
 }
 
 /// A decision network: `mlp.onnx` of a bundle.

@@ -51,15 +51,53 @@ static LIBRARY: OnceLock<std::result::Result<(PathBuf, Environment), String>> = 
 
 /// Where the ONNX Runtime shared library is: `ORT_DYLIB_PATH`, else the Python package.
 pub fn find_library() -> Option<PathBuf> {
+    locate_library().map(|(path, _)| path)
+}
+
+/// Where the ONNX Runtime shared library is, and how it was found, in this order:
+/// `ORT_DYLIB_PATH`; the `onnxruntime` package of the active virtual environment
+/// (`VIRTUAL_ENV`, `CONDA_PREFIX`); of the project's own venvs (`DEEPSIM_TRAIN_VENV`, else
+/// `~/.cache/deepsim/train-venv`; `DEEPSIM_PEERS_VENV`, else `~/.cache/deepsim/peers-venv`);
+/// of `python3`.
+pub fn locate_library() -> Option<(PathBuf, String)> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        return Some((PathBuf::from(p), "ORT_DYLIB_PATH".to_string()));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let env_dir = |var: &str| std::env::var_os(var).filter(|p| !p.is_empty()).map(PathBuf::from);
+    let venv = |var: &str, default: &str| env_dir(var).or_else(|| home.as_ref().map(|h| h.join(default)));
+    let candidates = [
+        ("the active virtual environment (VIRTUAL_ENV)", env_dir("VIRTUAL_ENV")),
+        ("the active conda environment (CONDA_PREFIX)", env_dir("CONDA_PREFIX")),
+        ("the training venv", venv("DEEPSIM_TRAIN_VENV", ".cache/deepsim/train-venv")),
+        ("the peers venv", venv("DEEPSIM_PEERS_VENV", ".cache/deepsim/peers-venv")),
+    ];
+    for (what, dir) in candidates {
+        let Some(dir) = dir else { continue };
+        let Ok(lib) = std::fs::read_dir(dir.join("lib")) else { continue };
+        let mut pythons: Vec<PathBuf> = lib
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python3")))
+            .collect();
+        pythons.sort();
+        for python in pythons.iter().rev() {
+            if let Some(found) = newest_library(&python.join("site-packages/onnxruntime/capi")) {
+                return Some((found, format!("{what}, {}", dir.display())));
+            }
+        }
     }
     let out = std::process::Command::new("python3")
         .args(["-c", "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))"])
+        .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
     let capi = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+    newest_library(&capi).map(|p| (p, "python3's onnxruntime package".to_string()))
+}
+
+/// The newest `libonnxruntime.so.*` in `capi`.
+fn newest_library(capi: &Path) -> Option<PathBuf> {
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(capi)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
@@ -225,6 +263,10 @@ impl FeatureNet for OrtNet {
             let out = outputs["features"].try_extract_array::<f32>().map_err(|e| ort_error(&self.path, "reading the output", e))?;
             features_output(&self.path, out, h, w)
         })
+    }
+
+    fn uses_all_cores(&self) -> bool {
+        true
     }
 }
 

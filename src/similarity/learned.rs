@@ -5,14 +5,27 @@
 //! tile for large images: tiles are windows of that one padded image whose origins and margins
 //! are multiples of the model's stride, so that pooling grids line up with the untiled run and a
 //! tile's core is exact as long as the receptive field fits in the margin.
+//!
+//! Embeddings are kept in 16 bits (f16: 10 mantissa bits, far below the models' own fp16
+//! weights' error) and widened to f32 one image row at a time while costs are computed.
+//!
+//! The MLP head runs natively when `mlp.onnx` has the standard pattern (`crate::model::read_mlp`),
+//! with its first layer split per image row (`super::mlp`), else through the runtime. With
+//! `mlp_top_k = k > 0` it runs only on each pixel's k best cosine candidates; the others get a
+//! cost from their cosine mapped above the kept ones' (see [`MlpPair`]), so the kept candidates
+//! always rank first and the rest keep their cosine order.
 
+use super::mlp::{MlpScratch, SplitMlp};
 use super::{LevelPair, PairCosts, Similarity};
-use crate::cost::{cost_from_unit, Intervals, COST_ONE};
-use crate::error::{Error, Result};
+use crate::cost::{COST_ONE, Intervals, cost_from_unit};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::ModelBundle;
 use crate::runtime::{DecisionNet, FeatureNet, Runtime};
-use ndarray::{s, Array2, Array3, ArrayView2};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, s};
 use std::ops::Range;
+use std::path::PathBuf;
 
 /// How two embeddings are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -35,27 +48,58 @@ pub struct Tiling {
 
 impl Default for Tiling {
     fn default() -> Self {
-        Tiling { tile_px: 1024, margin_px: 128 }
+        Tiling {
+            tile_px: 1024,
+            margin_px: 128,
+        }
     }
 }
+
+/// How the MLP head is evaluated (for reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpEngine {
+    /// Natively, first layer split per row (the graph has the standard pattern).
+    Split,
+    /// The ONNX file through the runtime.
+    Onnx,
+}
+
+/// Activations a feature extractor holds per input pixel and embedding channel, bytes: msaff
+/// (64 channels) under ONNX Runtime peaks at about 1.6 kB per pixel of the window it runs on.
+const ACTIVATION_BYTES_PER_PX_PER_CHANNEL: usize = 26;
 
 /// A learned similarity built from a model bundle.
 pub struct Learned {
     name: String,
     features: Box<dyn FeatureNet>,
+    features_path: PathBuf,
     mlp: Option<Box<dyn DecisionNet>>,
+    mlp_path: Option<PathBuf>,
+    split: Option<SplitMlp>,
     head: Head,
     pad_multiple: usize,
     embedding_dim: usize,
     tiling: Tiling,
     /// Pairs per decision-network call.
     mlp_batch: usize,
+    /// The MLP only on each pixel's k best cosine candidates (0: on all).
+    mlp_top_k: usize,
 }
 
 impl Learned {
     /// Loads `bundle` with `runtime`. `head` defaults to the MLP when the bundle has one.
-    pub fn new(bundle: &ModelBundle, runtime: &dyn Runtime, head: Option<Head>, tiling: Tiling) -> Result<Self> {
-        let head = head.unwrap_or(if bundle.mlp.is_some() { Head::Mlp } else { Head::Cosine });
+    pub fn new(
+        bundle: &ModelBundle,
+        runtime: &dyn Runtime,
+        head: Option<Head>,
+        tiling: Tiling,
+    ) -> Result<Self> {
+        let head = head.unwrap_or(if bundle.mlp.is_some() {
+            Head::Mlp
+        } else {
+            Head::Cosine
+        });
         let mlp = match (head, &bundle.mlp) {
             (Head::Mlp, Some(info)) => Some(runtime.decision_net(&info.path)?),
             (Head::Mlp, None) => {
@@ -66,20 +110,70 @@ impl Learned {
             }
             (Head::Cosine, _) => None,
         };
+        let split = match (&mlp, &bundle.mlp) {
+            (Some(_), Some(info)) => {
+                SplitMlp::from_file(&info.path, bundle.features.embedding_dim)?
+            }
+            _ => None,
+        };
         if tiling.tile_px < 16 {
-            return Err(Error::invalid_parameter(format!("feature tile of {} px: use at least 16", tiling.tile_px)));
+            return Err(Error::invalid_parameter(format!(
+                "feature tile of {} px: use at least 16",
+                tiling.tile_px
+            )));
         }
         let m = bundle.features.pad_multiple;
         Ok(Learned {
-            name: format!("{}+{} ({})", bundle.features.arch, if head == Head::Mlp { "mlp" } else { "cosine" }, runtime.name()),
+            name: format!(
+                "{}+{} ({})",
+                bundle.features.arch,
+                if head == Head::Mlp { "mlp" } else { "cosine" },
+                runtime.name()
+            ),
             features: runtime.feature_net(&bundle.features.path)?,
+            features_path: bundle.features.path.clone(),
             mlp,
+            mlp_path: bundle.mlp.as_ref().map(|m| m.path.clone()),
+            split,
             head,
             pad_multiple: m,
             embedding_dim: bundle.features.embedding_dim,
-            tiling: Tiling { tile_px: tiling.tile_px.div_ceil(m) * m, margin_px: tiling.margin_px.div_ceil(m) * m },
+            tiling: Tiling {
+                tile_px: tiling.tile_px.div_ceil(m) * m,
+                margin_px: tiling.margin_px.div_ceil(m) * m,
+            },
             mlp_batch: 1 << 15,
+            mlp_top_k: 0,
         })
+    }
+
+    /// The MLP head only on each pixel's `k` best cosine candidates (0, the default: on all).
+    pub fn with_mlp_top_k(mut self, k: usize) -> Self {
+        self.mlp_top_k = k;
+        self
+    }
+
+    /// Runs the MLP through the runtime even when it could run natively (for comparisons).
+    pub fn with_onnx_mlp(mut self) -> Self {
+        self.split = None;
+        self
+    }
+
+    /// How the MLP head is evaluated (`None` with the cosine head).
+    pub fn mlp_engine(&self) -> Option<MlpEngine> {
+        self.mlp.as_ref().map(|_| {
+            if self.split.is_some() {
+                MlpEngine::Split
+            } else {
+                MlpEngine::Onnx
+            }
+        })
+    }
+
+    /// Multiply-adds per candidate of the MLP head as evaluated (`None` with the cosine head or
+    /// when the MLP runs through the runtime).
+    pub fn mlp_macs_per_candidate(&self) -> Option<usize> {
+        self.split.as_ref().map(SplitMlp::macs_per_candidate)
     }
 
     /// How embeddings are compared.
@@ -100,30 +194,87 @@ impl Learned {
     /// Embeddings of `image` (grey in [0, 1]) as `[H, W, C]`, one contiguous vector per pixel.
     pub fn embed(&self, image: &Array2<f32>) -> Result<Array3<f32>> {
         let (h, w) = image.dim();
+        let mut out = Array3::<f32>::zeros((h, w, self.embedding_dim));
+        self.embed_tiles(image, |ys, xs, core| {
+            out.slice_mut(s![ys, xs, ..])
+                .assign(&core.permuted_axes([1, 2, 0]));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Embeddings of `image` in 16 bits; an error naming the model when one is not finite.
+    fn embed_f16(&self, image: &Array2<f32>) -> Result<Embeddings> {
+        let (h, w) = image.dim();
+        let c = self.embedding_dim;
+        let mut data = vec![f16::ZERO; h * w * c];
+        self.embed_tiles(image, |ys, xs, core| {
+            for (ty, y) in ys.clone().enumerate() {
+                for (tx, x) in xs.clone().enumerate() {
+                    let v = core.slice(s![.., ty, tx]);
+                    let dst = &mut data[(y * w + x) * c..(y * w + x + 1) * c];
+                    for (d, &value) in dst.iter_mut().zip(v.iter()) {
+                        if !value.is_finite() {
+                            return Err(Error::new(
+                                ErrorKind::Backend,
+                                format!(
+                                    "{}: the feature extractor returned {value} at pixel ({x}, {y}); the model is \
+                                     broken (re-export it, or check its card's parity report)",
+                                    self.features_path.display()
+                                ),
+                            ));
+                        }
+                        *d = f16::from_f32(value);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Embeddings {
+            width: w,
+            dim: c,
+            data,
+        })
+    }
+
+    /// Runs the feature extractor tile by tile and hands each tile's core `[C, h, w]` with its
+    /// rows and columns in `image` to `store`.
+    fn embed_tiles(
+        &self,
+        image: &Array2<f32>,
+        mut store: impl FnMut(Range<usize>, Range<usize>, ArrayView3<'_, f32>) -> Result<()>,
+    ) -> Result<()> {
+        let (h, w) = image.dim();
         let m = self.pad_multiple;
         let padded = reflect_pad(image, h.div_ceil(m) * m, w.div_ceil(m) * m);
         let (hp, wp) = padded.dim();
         let c = self.embedding_dim;
-        let mut out = Array3::<f32>::zeros((h, w, c));
         let (tile, margin) = (self.tiling.tile_px, self.tiling.margin_px);
         for y0 in (0..h).step_by(tile) {
             for x0 in (0..w).step_by(tile) {
                 let (y1, x1) = ((y0 + tile).min(h), (x0 + tile).min(w));
-                let wy = (y0.saturating_sub(margin), ((y1 + margin).div_ceil(m) * m).min(hp));
-                let wx = (x0.saturating_sub(margin), ((x1 + margin).div_ceil(m) * m).min(wp));
+                let wy = (
+                    y0.saturating_sub(margin),
+                    ((y1 + margin).div_ceil(m) * m).min(hp),
+                );
+                let wx = (
+                    x0.saturating_sub(margin),
+                    ((x1 + margin).div_ceil(m) * m).min(wp),
+                );
                 let window = padded.slice(s![wy.0..wy.1, wx.0..wx.1]);
                 let features = self.features.run(window)?;
                 if features.dim().0 != c {
                     return Err(Error::invalid_input(format!(
-                        "the feature extractor returned {} channels but declares embedding_dim {c}",
+                        "{}: the feature extractor returned {} channels but declares embedding_dim {c}",
+                        self.features_path.display(),
                         features.dim().0
                     )));
                 }
                 let core = features.slice(s![.., y0 - wy.0..y1 - wy.0, x0 - wx.0..x1 - wx.0]);
-                out.slice_mut(s![y0..y1, x0..x1, ..]).assign(&core.permuted_axes([1, 2, 0]));
+                store(y0..y1, x0..x1, core)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -146,120 +297,330 @@ impl Similarity for Learned {
         self.name.clone()
     }
 
-    /// The embedding (f32 per channel) and the feature extractor's tiles.
+    /// The embedding (f16 per channel), the rows being compared, and the feature extractor's
+    /// activations while it runs (estimated per channel of the embedding; halved when the two
+    /// images are embedded one after the other).
     fn bytes_per_pixel(&self) -> usize {
-        4 * self.embedding_dim + 32
+        let activations = ACTIVATION_BYTES_PER_PX_PER_CHANNEL * self.embedding_dim;
+        let held = if self.features.uses_all_cores() { activations / 2 } else { activations };
+        2 * self.embedding_dim + 32 + held
     }
 
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {
-        // The two images are independent: one per worker (tract runs a plan on one thread).
-        let (left, right) = rayon::join(|| self.embed(pair.left), || self.embed(pair.right));
+        // The two images are independent: one per worker when the runtime runs a plan on one
+        // thread (tract), one after the other when a call uses every core (half the memory).
+        let (left, right) = if self.features.uses_all_cores() {
+            (self.embed_f16(pair.left), self.embed_f16(pair.right))
+        } else {
+            rayon::join(|| self.embed_f16(pair.left), || self.embed_f16(pair.right))
+        };
         let (left, right) = (left?, right?);
         Ok(match self.head {
-            Head::Cosine => Box::new(CosinePair { left: unit_rows(left), right: unit_rows(right) }),
-            Head::Mlp => Box::new(MlpPair {
-                left,
-                right,
-                net: self.mlp.as_deref().expect("built with the MLP head"),
-                batch: self.mlp_batch,
+            Head::Cosine => Box::new(CosinePair {
+                left: left.into_unit(),
+                right: right.into_unit(),
             }),
+            Head::Mlp => {
+                let net = match &self.split {
+                    Some(split) => MlpNet::Split(split),
+                    None => MlpNet::Onnx(
+                        self.mlp.as_deref().expect("built with the MLP head"),
+                        self.mlp_batch,
+                    ),
+                };
+                let path = self.mlp_path.as_deref().expect("built with the MLP head");
+                Box::new(MlpPair {
+                    left,
+                    right,
+                    net,
+                    top_k: self.mlp_top_k,
+                    path,
+                })
+            }
         })
     }
 }
 
-/// Scales every embedding to unit length (zero vectors stay zero).
-fn unit_rows(mut features: Array3<f32>) -> Array3<f32> {
-    for mut v in features.lanes_mut(ndarray::Axis(2)) {
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 1e-12 {
-            v.mapv_inplace(|x| x / norm);
-        }
-    }
-    features
+/// Embeddings of one image, `[H, W, C]` in 16 bits.
+struct Embeddings {
+    width: usize,
+    dim: usize,
+    data: Vec<f16>,
 }
 
-/// Visits every candidate of rows `rows` whose right pixel `xr` is inside the right image with
-/// `(entry index in out, x, y, xr)`, and writes the cost `visit` returns, if any (a batched
-/// backend returns `None` and writes later); entries outside get the worst cost.
-fn for_each_candidate(
-    rows: Range<usize>,
-    intervals: &Intervals,
-    right_width: usize,
-    out: &mut [u16],
-    mut visit: impl FnMut(usize, usize, usize, usize) -> Option<u16>,
-) {
-    let base = intervals.row_entries(rows.start).start;
-    for y in rows {
-        for x in 0..intervals.width() {
-            let range = intervals.entries(x, y);
-            let d0 = intervals.d_min(x, y) as i64;
-            for (k, e) in range.enumerate() {
-                let xr = x as i64 - d0 - k as i64;
-                if (0..right_width as i64).contains(&xr) {
-                    if let Some(cost) = visit(e - base, x, y, xr as usize) {
-                        out[e - base] = cost;
-                    }
-                } else {
-                    out[e - base] = COST_ONE;
-                }
+impl Embeddings {
+    /// Row `y` widened to f32 `[W, C]` into `out`.
+    fn row_f32(&self, y: usize, out: &mut Vec<f32>) {
+        let n = self.width * self.dim;
+        out.resize(n, 0.0);
+        self.data[y * n..(y + 1) * n].convert_to_f32_slice(out);
+    }
+
+    /// Every embedding scaled to unit length (zero vectors stay zero).
+    fn into_unit(mut self) -> Self {
+        let mut v = vec![0.0f32; self.dim];
+        for chunk in self.data.chunks_exact_mut(self.dim) {
+            chunk.convert_to_f32_slice(&mut v);
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 1e-12 {
+                v.iter_mut().for_each(|x| *x /= norm);
+                chunk.convert_from_f32_slice(&v);
             }
         }
+        self
     }
+}
+
+/// Each embedding of `row` (`[n, dim]`) scaled to unit length, in place; returns nothing.
+fn normalise_rows(row: &mut [f32], dim: usize) {
+    for v in row.chunks_exact_mut(dim) {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 1e-12 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums: the compiler keeps them in one vector register.
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// Per-thread rows widened to f32.
+#[derive(Default)]
+struct RowBuffers {
+    left: Vec<f32>,
+    right: Vec<f32>,
 }
 
 struct CosinePair {
-    left: Array3<f32>,
-    right: Array3<f32>,
+    left: Embeddings,
+    right: Embeddings,
 }
 
 impl PairCosts for CosinePair {
     fn fill_rows(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) -> Result<()> {
-        let c = self.left.dim().2;
-        let left = self.left.as_slice().expect("standard layout");
-        let right = self.right.as_slice().expect("standard layout");
-        let (wl, wr) = (self.left.dim().1, self.right.dim().1);
-        for_each_candidate(rows, intervals, wr, out, |_, x, y, xr| {
-            let a = &left[(y * wl + x) * c..(y * wl + x + 1) * c];
-            let b = &right[(y * wr + xr) * c..(y * wr + xr + 1) * c];
-            let cos: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
-            Some(cost_from_unit((1.0 - cos) * 0.5))
-        });
+        let c = self.left.dim;
+        let wr = self.right.width;
+        let base = intervals.row_entries(rows.start).start;
+        let mut buf = RowBuffers::default();
+        for y in rows {
+            self.left.row_f32(y, &mut buf.left);
+            self.right.row_f32(y, &mut buf.right);
+            for x in 0..intervals.width() {
+                let entries = intervals.entries(x, y);
+                let inside = intervals.inside_right(x, y, wr);
+                let pixel = &mut out[entries.start - base..entries.end - base];
+                pixel[..inside.start].fill(COST_ONE);
+                pixel[inside.end..].fill(COST_ONE);
+                let a = &buf.left[x * c..(x + 1) * c];
+                let first_xr = x as i64 - intervals.d_min(x, y) as i64;
+                for k in inside {
+                    let xr = (first_xr - k as i64) as usize;
+                    let cos = dot(a, &buf.right[xr * c..(xr + 1) * c]);
+                    pixel[k] = cost_from_unit((1.0 - cos) * 0.5);
+                }
+            }
+        }
         Ok(())
     }
 }
 
+/// How the MLP is run.
+enum MlpNet<'a> {
+    /// Natively, first layer split.
+    Split(&'a SplitMlp),
+    /// Through the runtime, this many pairs per call.
+    Onnx(&'a dyn DecisionNet, usize),
+}
+
+/// The MLP head on a prepared pair. With `top_k > 0`, a pixel with more than `top_k` candidates
+/// inside the right image gets the MLP on its `top_k` best cosine candidates only; each other
+/// candidate, of cosine cost `q` (≥ `q_k`, the worst kept one's), gets
+/// `m + (1 − m)·(q − q_k)/(1 − q_k)` where `m` is the worst MLP cost among the kept ones: above
+/// every kept candidate, in cosine order.
 struct MlpPair<'a> {
-    left: Array3<f32>,
-    right: Array3<f32>,
-    net: &'a dyn DecisionNet,
-    batch: usize,
+    left: Embeddings,
+    right: Embeddings,
+    net: MlpNet<'a>,
+    top_k: usize,
+    /// `mlp.onnx`, for errors.
+    path: &'a std::path::Path,
+}
+
+/// Candidates of one row, chosen for the MLP or pruned.
+#[derive(Default)]
+struct RowCandidates {
+    /// (entry index in `out`, left x, right x) of the candidates the MLP evaluates.
+    kept: Vec<(usize, u32, u32)>,
+    /// (entry index in `out`, cosine cost) of the pruned ones.
+    pruned: Vec<(usize, f32)>,
+    /// Per pixel with pruned candidates: (its kept range, its pruned range, q_k).
+    pixels: Vec<(Range<usize>, Range<usize>, f32)>,
+    /// (k, cosine cost) of the pixel being sorted.
+    scratch: Vec<(usize, f32)>,
+}
+
+/// Pairs per native MLP batch: three `[batch, 384]` f32 matrices stay within L2.
+const SPLIT_BATCH: usize = 256;
+
+impl MlpPair<'_> {
+    /// Splits the candidates of row `y` into kept and pruned; `left`/`right` are the rows in
+    /// f32; `out` starts at entry `base`.
+    fn choose(
+        &self,
+        y: usize,
+        intervals: &Intervals,
+        base: usize,
+        rows: &mut RowBuffers,
+        out: &mut [u16],
+        cand: &mut RowCandidates,
+    ) {
+        let c = self.left.dim;
+        let wr = self.right.width;
+        cand.kept.clear();
+        cand.pruned.clear();
+        cand.pixels.clear();
+        let normalised = if self.top_k > 0 {
+            // Unit copies for the cosine ranking, after the raw rows.
+            let (l, r) = (rows.left.len(), rows.right.len());
+            rows.left.extend_from_within(..l);
+            rows.right.extend_from_within(..r);
+            normalise_rows(&mut rows.left[l..], c);
+            normalise_rows(&mut rows.right[r..], c);
+            Some((l, r))
+        } else {
+            None
+        };
+        for x in 0..intervals.width() {
+            let entries = intervals.entries(x, y);
+            let inside = intervals.inside_right(x, y, wr);
+            let pixel = &mut out[entries.start - base..entries.end - base];
+            pixel[..inside.start].fill(COST_ONE);
+            pixel[inside.end..].fill(COST_ONE);
+            let first_xr = x as i64 - intervals.d_min(x, y) as i64;
+            let e0 = entries.start - base;
+            let xr_of = |k: usize| (first_xr - k as i64) as u32;
+            match normalised {
+                Some((l, r)) if inside.len() > self.top_k => {
+                    let a = &rows.left[l + x * c..l + (x + 1) * c];
+                    cand.scratch.clear();
+                    for k in inside {
+                        let xr = xr_of(k) as usize;
+                        let cos = dot(a, &rows.right[r + xr * c..r + (xr + 1) * c]);
+                        cand.scratch.push((k, (1.0 - cos) * 0.5));
+                    }
+                    let by_cost = |p: &(usize, f32), q: &(usize, f32)| p.1.total_cmp(&q.1);
+                    cand.scratch.select_nth_unstable_by(self.top_k - 1, by_cost);
+                    let (best, rest) = cand.scratch.split_at(self.top_k);
+                    let q_k = best.iter().fold(0.0f32, |m, p| m.max(p.1));
+                    let kept0 = cand.kept.len();
+                    cand.kept
+                        .extend(best.iter().map(|&(k, _)| (e0 + k, x as u32, xr_of(k))));
+                    let pruned0 = cand.pruned.len();
+                    cand.pruned.extend(rest.iter().map(|&(k, q)| (e0 + k, q)));
+                    cand.pixels
+                        .push((kept0..cand.kept.len(), pruned0..cand.pruned.len(), q_k));
+                }
+                _ => cand
+                    .kept
+                    .extend(inside.map(|k| (e0 + k, x as u32, xr_of(k)))),
+            }
+        }
+    }
+
+    /// The error for an MLP output outside [0, 1].
+    fn bad_output(&self, s: f32) -> Error {
+        Error::new(
+            ErrorKind::Backend,
+            format!(
+                "{}: the decision network returned {s}, outside [0, 1] (the contract requires a sigmoid at the \
+                 end); the model is broken: re-export it",
+                self.path.display()
+            ),
+        )
+    }
 }
 
 impl PairCosts for MlpPair<'_> {
     fn fill_rows(&self, rows: Range<usize>, intervals: &Intervals, out: &mut [u16]) -> Result<()> {
-        let c = self.left.dim().2;
-        let left = self.left.as_slice().expect("standard layout");
-        let right = self.right.as_slice().expect("standard layout");
-        let (wl, wr) = (self.left.dim().1, self.right.dim().1);
-        let mut pending: Vec<(usize, usize, usize)> = Vec::new(); // (entry, left pixel, right pixel)
-        for_each_candidate(rows, intervals, wr, out, |e, x, y, xr| {
-            pending.push((e, y * wl + x, y * wr + xr));
-            None
-        });
-        let mut a = Vec::with_capacity(self.batch.min(pending.len()) * c);
-        let mut b = Vec::with_capacity(a.capacity());
-        for chunk in pending.chunks(self.batch) {
-            a.clear();
-            b.clear();
-            for &(_, l, r) in chunk {
-                a.extend_from_slice(&left[l * c..(l + 1) * c]);
-                b.extend_from_slice(&right[r * c..(r + 1) * c]);
+        let c = self.left.dim;
+        let base = intervals.row_entries(rows.start).start;
+        let mut buf = RowBuffers::default();
+        let mut cand = RowCandidates::default();
+        let (mut proj_left, mut proj_right) = (Vec::new(), Vec::new());
+        let mut scratch = MlpScratch::default();
+        let (mut pairs, mut similarity) = (Vec::new(), Vec::new());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for y in rows {
+            self.left.row_f32(y, &mut buf.left);
+            self.right.row_f32(y, &mut buf.right);
+            let (wl, wr) = (self.left.width, self.right.width);
+            self.choose(y, intervals, base, &mut buf, out, &mut cand);
+            match self.net {
+                MlpNet::Split(net) => {
+                    net.project_left(&buf.left, wl, &mut proj_left);
+                    net.project_right(&buf.right, wr, &mut proj_right);
+                    for chunk in cand.kept.chunks(SPLIT_BATCH) {
+                        pairs.clear();
+                        pairs.extend(chunk.iter().map(|&(_, xl, xr)| (xl, xr)));
+                        similarity.resize(chunk.len(), 0.0);
+                        net.similarities(
+                            &proj_left,
+                            &proj_right,
+                            &pairs,
+                            &mut scratch,
+                            &mut similarity,
+                        );
+                        for (&(e, _, _), &s) in chunk.iter().zip(&similarity) {
+                            if !(0.0..=1.0).contains(&s) {
+                                return Err(self.bad_output(s));
+                            }
+                            out[e] = cost_from_unit(1.0 - s);
+                        }
+                    }
+                }
+                MlpNet::Onnx(net, batch) => {
+                    for chunk in cand.kept.chunks(batch) {
+                        a.clear();
+                        b.clear();
+                        for &(_, xl, xr) in chunk {
+                            a.extend_from_slice(&buf.left[xl as usize * c..(xl as usize + 1) * c]);
+                            b.extend_from_slice(&buf.right[xr as usize * c..(xr as usize + 1) * c]);
+                        }
+                        let av = ArrayView2::from_shape((chunk.len(), c), &a).expect("sized above");
+                        let bv = ArrayView2::from_shape((chunk.len(), c), &b).expect("sized above");
+                        let s = net.run(av, bv)?;
+                        for (&(e, _, _), &s) in chunk.iter().zip(s.iter()) {
+                            // A little slack: a runtime may round a saturated sigmoid past 1.
+                            if !(-1e-6..=1.0 + 1e-6).contains(&s) {
+                                return Err(self.bad_output(s));
+                            }
+                            out[e] = cost_from_unit(1.0 - s);
+                        }
+                    }
+                }
             }
-            let av = ArrayView2::from_shape((chunk.len(), c), &a).expect("sized above");
-            let bv = ArrayView2::from_shape((chunk.len(), c), &b).expect("sized above");
-            let similarity = self.net.run(av, bv)?;
-            for (&(e, _, _), s) in chunk.iter().zip(similarity.iter()) {
-                out[e] = cost_from_unit(1.0 - s);
+            for (kept, pruned, q_k) in &cand.pixels {
+                let m = cand.kept[kept.clone()]
+                    .iter()
+                    .map(|&(e, _, _)| out[e])
+                    .max()
+                    .unwrap_or(0) as f32
+                    / COST_ONE as f32;
+                let span = (1.0 - q_k).max(1e-6);
+                for &(e, q) in &cand.pruned[pruned.clone()] {
+                    out[e] = cost_from_unit(m + (1.0 - m) * ((q - q_k) / span).clamp(0.0, 1.0));
+                }
             }
         }
         Ok(())

@@ -11,12 +11,16 @@
 //! right pixel `x − d` falls outside the right image or its mask (see [`crate::cost::mask_costs`]),
 //! so every backend treats borders and nodata identically.
 
+mod blend;
 mod census;
 mod learned;
+mod mlp;
 mod ncc;
 
+pub use blend::Blend;
 pub use census::Census;
-pub use learned::{Head, Learned, Tiling};
+pub use learned::{Head, Learned, MlpEngine, Tiling};
+pub use mlp::SplitMlp;
 pub use ncc::Ncc;
 
 use crate::cost::Intervals;

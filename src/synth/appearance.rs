@@ -2,7 +2,11 @@
 //!
 //! Because the albedo depends on the world point and never on the view, a point has the same
 //! albedo in both images and the only differences between the views are geometry,
-//! foreshortening and the camera models, which is what the ground truth accounts for.
+//! foreshortening, the light (`--time-gap`) and the camera models, which is what the ground
+//! truth accounts for. The one deliberate exception is leaves in the wind (`--wind`): a
+//! crown's texture is displaced per view while its surface, and so the ground truth, stays.
+//! User textures ([`super::textures`]) are fixed to the world point too: each material that
+//! uses one samples its own crop (origin, quarter turn, texel size drawn per pair).
 //! Materials mix several scales, as real aerial images do: per-block tone, metre-scale
 //! patches, decimetre texture (grass clumps, gravel, leaves) and regular patterns (roof
 //! tiles, paving slabs, furrows, parking stalls, road markings, facade windows). Some are
@@ -29,28 +33,65 @@ pub struct Texture {
     pub values: Vec<f32>,
     /// Mean value.
     pub mean: f32,
+    /// Where it comes from and a fingerprint of its values (FNV-1a of the f32 bits), for the
+    /// manifest.
+    pub source: String,
+    /// See `source`.
+    pub fingerprint: u64,
 }
 
 impl Texture {
     /// Builds a texture from grey values in [0, 1].
     pub fn new(width: usize, height: usize, values: Vec<f32>) -> Texture {
         let mean = (values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64) as f32;
-        Texture { width, height, values, mean }
+        let mut fingerprint = 0xCBF2_9CE4_8422_2325u64;
+        for v in &values {
+            for b in v.to_bits().to_le_bytes() {
+                fingerprint = (fingerprint ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
+            }
+        }
+        Texture { width, height, values, mean, source: String::new(), fingerprint }
     }
 
-    /// Bilinear sample with wrap-around, in texels.
+    /// Bilinear sample with mirrored repeat, in texels: a photograph has no seam-free
+    /// period, but its mirror image continues it without a step at the border.
     fn sample(&self, u: f64, v: f64) -> f32 {
         let (fu, fv) = (floor(u), floor(v));
         let (tu, tv) = ((u - fu) as f32, (v - fv) as f32);
-        let (w, h) = (self.width as i64, self.height as i64);
-        let (i0, j0) = ((fu as i64).rem_euclid(w) as usize, (fv as i64).rem_euclid(h) as usize);
-        let (i1, j1) = ((i0 + 1) % self.width, (j0 + 1) % self.height);
+        let (i0, j0) = (mirror(fu as i64, self.width), mirror(fv as i64, self.height));
+        let (i1, j1) = (mirror(fu as i64 + 1, self.width), mirror(fv as i64 + 1, self.height));
         let at = |i: usize, j: usize| self.values[j * self.width + i];
         let a = at(i0, j0) + (at(i1, j0) - at(i0, j0)) * tu;
         let b = at(i0, j1) + (at(i1, j1) - at(i0, j1)) * tu;
         a + (b - a) * tv
     }
 }
+
+/// Index `i` folded into `0..n` by mirrored repeat (… 1 0 | 0 1 … n−1 | n−1 …).
+#[inline]
+fn mirror(i: i64, n: usize) -> usize {
+    let n = n as i64;
+    let k = i.rem_euclid(2 * n);
+    (if k < n { k } else { 2 * n - 1 - k }) as usize
+}
+
+/// How a material's grey value reacts to a change of white balance: a grey image made from
+/// colour weighs the channels, so a colour shift brightens vegetation and red tiles by other
+/// factors than neutral concrete or asphalt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tint {
+    /// Greys: asphalt, concrete, gravel, membranes, metal.
+    Neutral = 0,
+    /// Vegetation: grass, fields, hedges, green roofs, tree crowns.
+    Green = 1,
+    /// Reddish: roof tiles.
+    Warm = 2,
+}
+
+/// Amplitude of the wind's displacement of leaf texture at `--wind 1` (m).
+pub const WIND_M: f64 = 0.35;
+/// Size of the patches of leaves that move together (m).
+const GUST_M: f64 = 1.3;
 
 /// The albedo functions of one scene.
 pub struct Appearance<'a> {
@@ -59,6 +100,8 @@ pub struct Appearance<'a> {
     /// Size of a pixel on the ground (m): texture finer than this is averaged out, as a
     /// camera's pixel would, instead of aliasing differently in the two views.
     pixel_m: f64,
+    /// Amplitude of the leaf texture's displacement in tree crowns (m), 0 = rigid.
+    wind_m: f64,
 }
 
 #[inline]
@@ -85,15 +128,43 @@ fn band(u: f64, half: f64, w: f64) -> f32 {
     (overlap / w).clamp(0.0, 1.0) as f32
 }
 
-/// Brightness of a texture use around `tone`.
+/// Brightness of a texture use around `tone`: the crop of the texture that starts at
+/// `usage.origin_px`, turned by `usage.quarter_turns` × 90°, one texel per `texel_m`.
 fn textured(tex: &Texture, usage: &TextureUse, x: f64, y: f64, tone: f32) -> f32 {
-    tone + usage.contrast * (tex.sample(x / usage.texel_m, y / usage.texel_m) - tex.mean)
+    let (a, b) = (x / usage.texel_m, y / usage.texel_m);
+    let (u, v) = match usage.quarter_turns & 3 {
+        0 => (a, b),
+        1 => (-b, a),
+        2 => (-a, -b),
+        _ => (b, -a),
+    };
+    tone + usage.contrast * (tex.sample(u + usage.origin_px.0, v + usage.origin_px.1) - tex.mean)
 }
 
 impl<'a> Appearance<'a> {
-    /// Albedo of `scene`, with the user textures.
-    pub fn new(scene: &'a Scene, textures: Arc<Vec<Texture>>) -> Self {
-        Appearance { scene, textures, pixel_m: scene.camera.gsd_m }
+    /// Albedo of `scene`, with the user textures; `wind` scales the sway of tree crowns
+    /// (`--wind`).
+    pub fn new(scene: &'a Scene, textures: Arc<Vec<Texture>>, wind: f64) -> Self {
+        Appearance { scene, textures, pixel_m: scene.camera.gsd_m, wind_m: WIND_M * wind }
+    }
+
+    /// Whether object `id`'s top surface looks different in each view (a swaying crown).
+    #[inline]
+    pub fn sways(&self, id: u32) -> bool {
+        self.wind_m > 0.0 && id != 0 && matches!(self.scene.objects[id as usize - 1].shape, Shape::Tree(_))
+    }
+
+    /// Where view `view` sees the leaf texture of crown point (x, y): displaced by a smooth
+    /// field drawn per view, so each patch of leaves moves a little between the two shots.
+    #[inline]
+    fn sway(&self, x: f64, y: f64, view: usize) -> (f64, f64) {
+        if self.wind_m == 0.0 {
+            return (x, y);
+        }
+        let k = 59.0 + 173.0 * view as f64;
+        let n = &self.scene.noise;
+        let (u, v) = (x / GUST_M, y / GUST_M);
+        (x + self.wind_m * n.value(u + k, v - 7.0) as f64, y + self.wind_m * n.value(u - 31.0, v + k) as f64)
     }
 
     /// How much of a texture feature of size `feature_m` survives averaging over a pixel.
@@ -126,17 +197,38 @@ impl<'a> Appearance<'a> {
         usage.as_ref().map(|u| textured(&self.textures[u.texture], u, x, y, tone))
     }
 
-    /// Albedo of the top surface of object `id` (0 = ground) at (x, y, z).
-    pub fn top(&self, id: u32, x: f64, y: f64, z: f64) -> f32 {
-        let a = if id == 0 { self.ground(x, y) } else { self.object_top(id, x, y, z) };
-        a.clamp(0.01, 0.95)
+    /// Albedo of the top surface of object `id` (0 = ground) at (x, y, z) as view `view`
+    /// sees it (only swaying crowns differ between views), and its tint.
+    pub fn top(&self, id: u32, x: f64, y: f64, z: f64, view: usize) -> (f32, Tint) {
+        let (a, tint) = if id == 0 { self.ground(x, y) } else { (self.object_top(id, x, y, z, view), self.object_tint(id)) };
+        (a.clamp(0.01, 0.95), tint)
     }
 
-    fn ground(&self, x: f64, y: f64) -> f32 {
+    /// Tint of the sides of object `id`: leaves are green, walls and cars neutral.
+    #[inline]
+    pub fn facade_tint(&self, id: u32) -> Tint {
+        let obj = &self.scene.objects[id as usize - 1];
+        match (&obj.shape, obj.kind) {
+            (Shape::Tree(_), _) | (_, Kind::Tree { .. }) | (_, Kind::Wall { hedge: true, .. }) => Tint::Green,
+            _ => Tint::Neutral,
+        }
+    }
+
+    fn object_tint(&self, id: u32) -> Tint {
+        match self.scene.objects[id as usize - 1].kind {
+            Kind::Wing { roof: RoofSurface::Tiles, .. } => Tint::Warm,
+            Kind::Wing { roof: RoofSurface::Green, .. } | Kind::Tree { .. } | Kind::Wall { hedge: true, .. } => Tint::Green,
+            _ if matches!(self.scene.objects[id as usize - 1].shape, Shape::Tree(_)) => Tint::Green,
+            _ => Tint::Neutral,
+        }
+    }
+
+    fn ground(&self, x: f64, y: f64) -> (f32, Tint) {
         let s = self.scene;
         let lay = &s.layout;
         // Large, soft brightness variation common to everything on the ground.
         let broad = 0.03 * self.f(x - 500.0, y + 300.0, 25.0, 2);
+        let mut tint = Tint::Neutral;
         let a = match lay.place(x, y) {
             Place::Road { across, along, half, crossing, zebra } => {
                 let a = lay.asphalt_tone + 0.025 * self.v(x, y, 0.1429) + 0.03 * self.f(x, y, 4.0, 2);
@@ -164,6 +256,9 @@ impl<'a> Appearance<'a> {
                 let info = lay.blocks[index];
                 let t = info.tone;
                 let seed = info.seed;
+                if matches!(info.cover, Cover::Grass | Cover::Field) {
+                    tint = Tint::Green;
+                }
                 match info.cover {
                     Cover::Grass => self.user(&s.textures.grass, x, y, t).unwrap_or_else(|| {
                         t + 0.06 * self.f(x, y, 0.5, 2) + 0.05 * self.f(x + 77.0, y, 7.0, 2) + 0.03 * self.v(x, y, 0.0833)
@@ -188,7 +283,7 @@ impl<'a> Appearance<'a> {
                 }
             }
         };
-        a + broad
+        (a + broad, tint)
     }
 
     /// Coverage of the white lines of a car park (block `index`, city coordinates u, v).
@@ -217,7 +312,7 @@ impl<'a> Appearance<'a> {
         stripe(du - 0.06, PARKING_STALL_M, 0.12 / PARKING_STALL_M, pw).max(band(dv - 0.06, 0.06, pw))
     }
 
-    fn object_top(&self, id: u32, x: f64, y: f64, z: f64) -> f32 {
+    fn object_top(&self, id: u32, x: f64, y: f64, z: f64, view: usize) -> f32 {
         let s = self.scene;
         let obj = &s.objects[id as usize - 1];
         match (&obj.shape, obj.kind) {
@@ -267,13 +362,14 @@ impl<'a> Appearance<'a> {
                     tone + 0.03 * self.v(x, y, 0.1000)
                 }
             }
-            (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z),
-            (Shape::Tree(_), _) => foliage(self, 0.12, x, y, z),
+            (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z, view),
+            (Shape::Tree(_), _) => foliage(self, 0.12, x, y, z, view),
         }
     }
 
-    /// Albedo of a facade point of object `id`; `normal` is its outward horizontal normal.
-    pub fn facade(&self, id: u32, x: f64, y: f64, z: f64, normal: (f64, f64)) -> f32 {
+    /// Albedo of a facade point of object `id` as view `view` sees it; `normal` is its
+    /// outward horizontal normal.
+    pub fn facade(&self, id: u32, x: f64, y: f64, z: f64, normal: (f64, f64), view: usize) -> f32 {
         let s = self.scene;
         let obj = &s.objects[id as usize - 1];
         let a = match (&obj.shape, obj.kind) {
@@ -307,15 +403,19 @@ impl<'a> Appearance<'a> {
             (Shape::Block(_), Kind::Car { tone }) => {
                 if z > obj.top_m() - 0.55 { 0.08 } else { tone * 0.85 }
             }
-            (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z) * 0.9,
+            (_, Kind::Tree { tone }) => foliage(self, tone, x, y, z, view) * 0.9,
             (_, Kind::Wall { tone, hedge: true }) => tone + 0.06 * self.f(x + z, y, 0.25, 2),
             (_, Kind::Wall { tone, .. }) | (_, Kind::Fixture { tone }) => tone * 0.95 + 0.02 * self.v(x + z, y, 0.1250),
-            (Shape::Tree(_), _) => foliage(self, 0.12, x, y, z),
+            (Shape::Tree(_), _) => foliage(self, 0.12, x, y, z, view),
         };
         a.clamp(0.01, 0.95)
     }
 }
 
-fn foliage(look: &Appearance, tone: f32, x: f64, y: f64, z: f64) -> f32 {
-    tone + 0.07 * look.f(x + z, y - z, 0.35, 2) + 0.04 * look.v(x, y, 0.1111)
+/// Leaves: procedural, or a real texture when the scene drew one for crowns; displaced by
+/// the wind per view (the crown's shape, hence the ground truth, stays put).
+fn foliage(look: &Appearance, tone: f32, x: f64, y: f64, z: f64, view: usize) -> f32 {
+    let (x, y) = look.sway(x, y, view);
+    look.user(&look.scene.textures.foliage, x, y, tone)
+        .unwrap_or_else(|| tone + 0.07 * look.f(x + z, y - z, 0.35, 2) + 0.04 * look.v(x, y, 0.1111))
 }

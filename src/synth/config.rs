@@ -8,6 +8,14 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Default `--noise` (8-bit grey levels at mid-grey): the real aerial pairs of
+/// `shared/data/aerial-unlabeled` measure 0.34 to 0.98 (docs/synth/measure_realism.py).
+pub const DEFAULT_NOISE_DN: f64 = 0.8;
+/// Largest `--time-gap`.
+pub const MAX_TIME_GAP: f64 = 3.0;
+/// Default `--blur` (Gaussian σ, px).
+pub const DEFAULT_BLUR_PX: f64 = 0.6;
+
 /// A value or a range `lo:hi` drawn uniformly per pair.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Span {
@@ -113,6 +121,21 @@ pub struct SynthConfig {
     pub supersample: usize,
     /// Grey texture images used, at random, in place of some procedural materials.
     pub textures: Vec<PathBuf>,
+    /// A folder whose PNG/TIFF images (e.g. the left images of real pairs) all become texture
+    /// sources: random crops of them (position, scale, quarter turns) texture ground, flat
+    /// roofs and tree crowns, in grey.
+    #[serde(default)]
+    pub texture_dir: Option<PathBuf>,
+    /// Strength of the differences of two views taken at different times: the sun moves
+    /// (cast shadows differ), exposure and white balance change. 0 = same instant, 1 =
+    /// typical (sun ±2° in azimuth, ±1° in elevation per view), up to 3.
+    #[serde(default)]
+    pub time_gap: f64,
+    /// Strength of the wind in tree crowns: their leaf texture is displaced differently in
+    /// the two views (the crown geometry and the ground truth are not). 0 = rigid, 1 = typical
+    /// (displacements up to ~0.25 m), up to 3.
+    #[serde(default)]
+    pub wind: f64,
 }
 
 impl SynthConfig {
@@ -131,14 +154,17 @@ impl SynthConfig {
             min_disparity_px: 16.0,
             style: Style::Mixed,
             bits: 8,
-            noise_dn: 1.5,
-            blur_px: 0.6,
+            noise_dn: DEFAULT_NOISE_DN,
+            blur_px: DEFAULT_BLUR_PX,
             radiometric: 1.0,
             jpeg_quality: None,
             right_disparity: false,
             previews: false,
             supersample: 2,
             textures: Vec::new(),
+            texture_dir: None,
+            time_gap: 1.0,
+            wind: 1.0,
         }
     }
 
@@ -199,6 +225,12 @@ impl SynthConfig {
             && !(1..=100).contains(&q)
         {
             return Err(p(format!("--jpeg-quality {q}: use 1 (worst) to 100 (best)")));
+        }
+        if !(0.0..=MAX_TIME_GAP).contains(&self.time_gap) {
+            return Err(p(format!("--time-gap {}: use 0 (views taken at the same instant) to {MAX_TIME_GAP}", self.time_gap)));
+        }
+        if !(0.0..=3.0).contains(&self.wind) {
+            return Err(p(format!("--wind {}: use 0 (rigid tree crowns) to 3", self.wind)));
         }
         if !(1..=4).contains(&self.supersample) {
             return Err(p(format!("--supersample {}: use 1 to 4 rays per pixel", self.supersample)));

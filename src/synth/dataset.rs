@@ -61,7 +61,10 @@ pub fn write_dataset(generator: &Generator, out: &Path, on_pair: &(dyn Fn(u64) +
     check_memory(config)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let manifest_path = out.join(MANIFEST_FILE);
-    let generator_json = json!(config);
+    let mut generator_json = json!(config);
+    // The texture files by name and content: extending a dataset after they changed is
+    // refused like any other change of options.
+    generator_json["texture_sources"] = json!(generator.texture_sources());
     let mut pairs: BTreeMap<u64, Value> = BTreeMap::new();
     if manifest_path.exists() {
         for (index, entry) in previous_pairs(&manifest_path, &generator_json)? {

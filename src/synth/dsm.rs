@@ -4,12 +4,15 @@
 //! `y` sees only ground row `y`), sampled along X finer than a pixel. Each row is a height
 //! profile; the piecewise-linear surface through its samples *is* the scene that both views
 //! render, so the ground truth is exact for it by construction. Shading lives on the grid,
-//! fixed to the ground, so that both views see the same shadows: a Lambertian term from
+//! fixed to the ground, once per view: both views see the same shadows when they are taken
+//! at the same instant, and shadows that moved with the sun otherwise (`--time-gap`; the
+//! geometry, hence the ground truth, does not move). Shading is a Lambertian term from
 //! the normals and a cast-shadow test against a "shadow height" field propagated away from
 //! the sun in one sweep (each sample looks one step towards the sun), linear in the grid size
 //! instead of a ray march per sample.
 
-use super::scene::{Object, Scene, Shape};
+use super::config::MAX_TIME_GAP;
+use super::scene::{Object, Scene, Shape, Sun, LEFT, RIGHT, SUN_RAISE_TAN, SUN_TURN_TAN};
 
 /// Samples along X per pixel of ground.
 pub const SAMPLES_PER_PX: usize = 2;
@@ -38,10 +41,11 @@ pub struct Dsm {
     pub z: Vec<f32>,
     /// Object id per sample (0 = ground, else object index + 1).
     pub id: Vec<u32>,
-    /// Irradiance factor of the surface at each sample (sky + sun, shadows included).
-    pub shade: Vec<f32>,
-    /// Shadow height: a point at (x, y, z) is in the shade when z is below it.
-    pub shadow_z: Vec<f32>,
+    /// Irradiance factor of the surface at each sample (sky + sun, shadows included), per
+    /// view.
+    pub shade: [Vec<f32>; 2],
+    /// Shadow height per view: a point at (x, y, z) is in the shade when z is below it.
+    pub shadow_z: [Vec<f32>; 2],
 }
 
 impl Dsm {
@@ -52,21 +56,23 @@ impl Dsm {
         let dx = gsd / SAMPLES_PER_PX as f64;
         let (mut x0, mut x1, _, _) = scene.extent;
         let z_top = scene.objects.iter().map(Object::top_m).fold(scene.terrain.max_m, f64::max);
-        // Objects up to `reach` m away towards the sun may cast shadows into the view.
-        let reach = z_top / scene.sun.tan_elevation;
+        // Objects up to `reach` m away towards the sun may cast shadows into the view. The
+        // grid is sized from the pair's sun before `--time-gap` moves it, with margins for
+        // the largest moves allowed: the sample positions, hence the geometry and the ground
+        // truth, must not depend on the time gap.
+        let max_turn = MAX_TIME_GAP * SUN_TURN_TAN / 2.0;
+        let max_raise = MAX_TIME_GAP * SUN_RAISE_TAN / 2.0;
+        let sun = &scene.sun;
+        let lowest = (sun.tan_elevation - max_raise) / (1.0 + sun.tan_elevation * max_raise);
+        let reach = z_top / lowest.max(0.3);
         let cap_x = 0.25 * (x1 - x0);
-        let (sx, sy) = scene.sun.towards;
-        if sx > 0.0 {
-            x1 += (reach * sx).min(cap_x);
-        } else {
-            x0 += (reach * sx).max(-cap_x);
-        }
-        x0 -= 2.0 * dx;
-        x1 += 2.0 * dx;
+        let (sx, sy) = sun.towards;
+        x1 += (reach * (sx + max_turn).max(0.0)).min(cap_x) + 2.0 * dx;
+        x0 += (reach * (sx - max_turn).min(0.0)).max(-cap_x) - 2.0 * dx;
         let nx = ((x1 - x0) / dx).ceil() as usize + 1;
         let cap_rows = height_px / 4 + 8;
-        let sun_rows = ((reach * sy.abs() / gsd).ceil() as usize).min(cap_rows);
-        let (before, after) = if sy > 0.0 { (2, sun_rows + 2) } else { (sun_rows + 2, 2) };
+        let rows = |towards: f64| ((reach * towards.max(0.0) / gsd).ceil() as usize).min(cap_rows) + 2;
+        let (before, after) = (rows(-(sy - max_turn)), rows(sy + max_turn));
         let ny = before + height_px + after;
         let y0 = cam.row_y(-(before as f64));
         let mut dsm = Dsm {
@@ -79,12 +85,22 @@ impl Dsm {
             row0: before,
             z: vec![0.0; nx * ny],
             id: vec![0; nx * ny],
-            shade: vec![0.0; nx * ny],
-            shadow_z: vec![0.0; nx * ny],
+            shade: [Vec::new(), Vec::new()],
+            shadow_z: [Vec::new(), Vec::new()],
         };
         dsm.rasterise(scene);
-        dsm.shadows(scene);
-        dsm.shading(scene);
+        let [left, right] = &scene.light;
+        for view in [LEFT, RIGHT] {
+            if view == RIGHT && right.sun == left.sun {
+                // The same instant: the same shadows.
+                dsm.shadow_z[RIGHT] = dsm.shadow_z[LEFT].clone();
+                dsm.shade[RIGHT] = dsm.shade[LEFT].clone();
+                break;
+            }
+            let sun = &scene.light[view].sun;
+            dsm.shadow_z[view] = dsm.shadows(sun);
+            dsm.shade[view] = dsm.shading(scene, sun, &dsm.shadow_z[view]);
+        }
         dsm
     }
 
@@ -182,12 +198,13 @@ impl Dsm {
 
     /// The shadow-height field: `S(p) = max(z(p), S(p + δ·sun) − δ·tan(elevation))`, swept
     /// from the sun's side so that the upwind neighbour is always known.
-    fn shadows(&mut self, scene: &Scene) {
-        let (sx, sy) = scene.sun.towards;
-        let te = scene.sun.tan_elevation;
+    fn shadows(&self, sun: &Sun) -> Vec<f32> {
+        let (sx, sy) = sun.towards;
+        let te = sun.tan_elevation;
         let (nx, ny, dx, dy) = (self.nx, self.ny, self.dx_m, self.dy_m);
         let z = &self.z;
-        let s = &mut self.shadow_z;
+        let mut shadow = vec![0.0f32; nx * ny];
+        let s = &mut shadow;
         if sx.abs() / dx >= sy.abs() / dy {
             // One column towards the sun per step; the row offset is a fraction.
             let delta = dx / sx.abs();
@@ -238,15 +255,16 @@ impl Dsm {
                 }
             }
         }
+        shadow
     }
 
-    /// Irradiance at every sample of the top surface.
-    fn shading(&mut self, scene: &Scene) {
-        let sun = &scene.sun;
+    /// Irradiance at every sample of the top surface under `sun`, with its shadow heights.
+    fn shading(&self, scene: &Scene, sun: &Sun, shadow_z: &[f32]) -> Vec<f32> {
         let [sx, sy, sz] = sun.direction;
         let direct = (1.0 - sun.sky) / sz;
         let (nx, ny) = (self.nx, self.ny);
         let minmod = |a: f32, b: f32| if a.abs() < b.abs() { a } else { b };
+        let mut shade = vec![0.0f32; nx * ny];
         for r in 0..ny {
             for i in 0..nx {
                 let c = r * nx + i;
@@ -255,12 +273,13 @@ impl Dsm {
                 let gy = if r == 0 || r == ny - 1 { 0.0 } else { minmod(self.z[c + nx] - zc, zc - self.z[c - nx]) } as f64 / self.dy_m;
                 let norm = (gx * gx + gy * gy + 1.0).sqrt();
                 let lambert = ((-gx * sx - gy * sy + sz) / norm).max(0.0);
-                let lit = lit_fraction(self.shadow_z[c] - zc);
+                let lit = lit_fraction(shadow_z[c] - zc);
                 // Leaves and steep flanks see less sky.
                 let sky = if self.id[c] != 0 && is_tree(scene, self.id[c]) { sun.sky * 0.8 } else { sun.sky };
-                self.shade[c] = (sky + direct * lambert * lit as f64) as f32;
+                shade[c] = (sky + direct * lambert * lit as f64) as f32;
             }
         }
+        shade
     }
 }
 

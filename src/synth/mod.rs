@@ -11,7 +11,8 @@
 //!
 //! 1. [`scene`]: the pair's seed draws cameras, sun, terrain, street grid and objects.
 //! 2. [`dsm`]: the scene is rasterised into height profiles, one per image row, with the
-//!    sun's shading and cast shadows fixed to the ground.
+//!    sun's shading and cast shadows fixed to the ground, once per view (the sun may move
+//!    between the views: `--time-gap`).
 //! 3. [`render`]: each view of each row is rendered from its profile by an exact visibility
 //!    sweep; the ground truth (left disparity, defined, non-occluded, right disparity) comes
 //!    out of the same geometry, at pixel centres.
@@ -32,7 +33,8 @@
 //!
 //! # Determinism
 //!
-//! Pair `i` of seed `s` depends only on `(s, i)` and the options: its own random stream
+//! Pair `i` of seed `s` depends only on `(s, i)`, the options and the contents of the texture
+//! files ([`textures`], taken in name order): its own random stream
 //! ([`rng`]), computed on one thread, with basic IEEE arithmetic and the crate's own
 //! `exp`/`ln`/`pow` ([`detmath`]) where libm could differ between machines.
 
@@ -47,12 +49,12 @@ pub mod radiometry;
 pub mod render;
 pub mod rng;
 pub mod scene;
+pub mod textures;
 
 pub use config::{parse_size, Span, Style, SynthConfig};
 pub use dataset::{write_dataset, DatasetSummary, MANIFEST_FILE};
 
 use crate::error::Result;
-use crate::io::{read_image, ReadOptions};
 use appearance::{Appearance, Texture};
 use ndarray::Array2;
 use scene::{Radiometry, Scene, LEFT, RIGHT};
@@ -97,23 +99,10 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Checks `config` and loads its textures.
+    /// Checks `config` and loads its textures (`--texture`, `--texture-dir`).
     pub fn new(config: SynthConfig) -> Result<Generator> {
         config.validate()?;
-        let mut textures = Vec::new();
-        for path in &config.textures {
-            let raster = read_image(path, &ReadOptions::default())?;
-            if raster.width() < 8 || raster.height() < 8 {
-                return Err(crate::Error::invalid_input(format!(
-                    "--texture {}: {}×{} px is too small to be a texture; use at least 8×8",
-                    path.display(),
-                    raster.width(),
-                    raster.height()
-                )));
-            }
-            let unit = raster.to_unit();
-            textures.push(Texture::new(raster.width(), raster.height(), unit.iter().copied().collect()));
-        }
+        let textures = textures::load(&config)?;
         Ok(Generator { config, textures: Arc::new(textures) })
     }
 
@@ -122,13 +111,23 @@ impl Generator {
         &self.config
     }
 
+    /// The texture sources in index order (`--texture` files, then `--texture-dir` files by
+    /// name): file, size and a fingerprint of the values, as the manifest records them.
+    pub fn texture_sources(&self) -> Vec<serde_json::Value> {
+        self.textures
+            .iter()
+            .map(|t| json!({"file": t.source, "width": t.width, "height": t.height, "fingerprint": format!("{:016x}", t.fingerprint)}))
+            .collect()
+    }
+
     /// Makes pair `index` (independent of every other pair).
     pub fn pair(&self, index: u64) -> SynthPair {
         let c = &self.config;
         let seed = rng::pair_seed(c.seed, index);
-        let scene = Scene::generate(c, seed, self.textures.len());
+        let sizes: Vec<(usize, usize)> = self.textures.iter().map(|t| (t.width, t.height)).collect();
+        let scene = Scene::generate(c, seed, &sizes);
         let dsm = dsm::Dsm::build(&scene, c.height_px);
-        let look = Appearance::new(&scene, self.textures.clone());
+        let look = Appearance::new(&scene, self.textures.clone(), c.wind);
         let mut rendered = render::render(&scene, &dsm, &look, c.width_px, c.height_px, c.supersample, c.right_disparity);
         let root = rng::Rng::new(seed);
         // Exposure: one factor for both views (it is the scene's, not a camera's), bringing the
@@ -187,7 +186,9 @@ fn describe(scene: &Scene, dsm: &dsm::Dsm, r: &render::Rendered, index: u64, c: 
         "camera": scene.camera,
         "disparity_from_height": "d = focal_px * base_m / (flying_height_m - z) - shift_px; right pixel x matches left pixel x + d",
         "camera_model": "pinhole across the rows, orthographic along the columns; row y is ground Y = (y - cy_px) * gsd_m in both views",
-        "sun": scene.sun,
+        "sun": {"left": scene.light[LEFT].sun, "right": scene.light[RIGHT].sun},
+        "time_gap": {"strength": c.time_gap, "tint_gain_left": scene.light[LEFT].tint_gain, "tint_gain_right": scene.light[RIGHT].tint_gain},
+        "wind": c.wind,
         "terrain": scene.terrain,
         "streets": {
             "grid_rotation": [scene.layout.c, scene.layout.s],

@@ -168,17 +168,24 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
     let offsets: Vec<f64> = (0..supersample).map(|j| (j as f64 + 0.5) / supersample as f64 - 0.5).collect();
     let inv = 1.0 / supersample as f32;
     let right_limit = (-0.5, width as f64 - 0.5);
-    let mut top = vec![0.0f32; dsm.nx];
+    let mut top = [vec![0.0f32; dsm.nx], vec![0.0f32; dsm.nx]];
+    let gains = [scene.light[LEFT].tint_gain, scene.light[RIGHT].tint_gain];
 
     for y in 0..height {
         let r = dsm.row0 + y;
         let row = &dsm.z[r * dsm.nx..(r + 1) * dsm.nx];
         let views = [LEFT, RIGHT].map(|v| RowView::new(row, dsm.x0_m, dsm.dx_m, cam.centre_x_m[v], cam.flying_height_m));
         let y_m = dsm.y(r);
-        // Radiance of the top surface at every sample of the row, shared by both views.
-        for (i, out) in top.iter_mut().enumerate() {
+        // Radiance of the top surface at every sample of the row, in each view's light; the
+        // albedo is the same in both views but for swaying crowns.
+        let [top_left, top_right] = &mut top;
+        for (i, (out_left, out_right)) in top_left.iter_mut().zip(top_right.iter_mut()).enumerate() {
             let c = r * dsm.nx + i;
-            *out = look.top(dsm.id[c], dsm.x(i), y_m, dsm.z[c] as f64) * dsm.shade[c];
+            let (id, x, z) = (dsm.id[c], dsm.x(i), dsm.z[c] as f64);
+            let (a, tint) = look.top(id, x, y_m, z, LEFT);
+            let ar = if look.sways(id) { look.top(id, x, y_m, z, RIGHT).0 } else { a };
+            *out_left = a * dsm.shade[LEFT][c] * gains[LEFT][tint as usize];
+            *out_right = ar * dsm.shade[RIGHT][c] * gains[RIGHT][tint as usize];
         }
         for (v, view) in views.iter().enumerate() {
             let mut cursor = 0;
@@ -187,7 +194,7 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
                 for &o in &offsets {
                     let u = cam.look_tan(v, x as f64 + o);
                     if let Some(hit) = view.hit(u, &mut cursor) {
-                        sum += shade(scene, dsm, look, &top, r, y_m, &hit);
+                        sum += shade(scene, dsm, look, &top[v], v, r, y_m, &hit);
                     }
                 }
                 radiance[v][(y, x)] = sum * inv;
@@ -221,11 +228,12 @@ pub fn render(scene: &Scene, dsm: &Dsm, look: &Appearance, width: usize, height:
     Rendered { radiance, disp_left, defined, nonocc, disp_right }
 }
 
-/// Radiance of a surface point: albedo × irradiance (view-independent, Lambertian). On top
-/// surfaces, linear between the row's samples (`top`, computed once for both views: texture
-/// finer than a pixel is faded out anyway); on facades, computed at the point.
+/// Radiance of a surface point in view `view`: albedo × irradiance (Lambertian) × the view's
+/// exposure. On top surfaces, linear between the row's samples (`top`, computed once per view
+/// and row: texture finer than a pixel is faded out anyway); on facades, computed at the point.
+#[allow(clippy::too_many_arguments)] // one call site, in the pixel loop
 #[inline]
-fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, top: &[f32], r: usize, y: f64, hit: &Hit) -> f32 {
+fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, top: &[f32], view: usize, r: usize, y: f64, hit: &Hit) -> f32 {
     let base = r * dsm.nx + hit.seg;
     let (za, zb) = (dsm.z[base], dsm.z[base + 1]);
     let rise = (zb - za) as f64;
@@ -238,12 +246,13 @@ fn shade(scene: &Scene, dsm: &Dsm, look: &Appearance, top: &[f32], r: usize, y: 
                 Shape::Block(b) => b.rect.edge_normal(hit.x, y),
                 Shape::Tree(t) => t.rim_normal(hit.x, y),
             };
-            let [sx, sy, sz] = scene.sun.direction;
+            let light = &scene.light[view];
+            let [sx, sy, sz] = light.sun.direction;
             let lambert = (nx * sx + ny * sy).max(0.0);
-            let lit = lit_fraction(dsm.shadow_z[low] - hit.z as f32);
-            let irradiance = 0.6 * scene.sun.sky + (1.0 - scene.sun.sky) / sz * lambert * lit as f64;
-            let albedo = look.facade(id, hit.x, y, hit.z, (nx, ny));
-            return albedo * irradiance as f32;
+            let lit = lit_fraction(dsm.shadow_z[view][low] - hit.z as f32);
+            let irradiance = 0.6 * light.sun.sky + (1.0 - light.sun.sky) / sz * lambert * lit as f64;
+            let albedo = look.facade(id, hit.x, y, hit.z, (nx, ny), view);
+            return albedo * irradiance as f32 * light.tint_gain[look.facade_tint(id) as usize];
         }
     }
     let t = hit.t as f32;

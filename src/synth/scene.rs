@@ -72,7 +72,7 @@ impl Camera {
 }
 
 /// Direction of the sun.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sun {
     /// Horizontal unit vector pointing towards the sun (X, Y).
     pub towards: (f64, f64),
@@ -99,6 +99,28 @@ pub struct Terrain {
     pub offset_m: f64,
     /// Upper bound of the terrain over the scene (m).
     pub max_m: f64,
+}
+
+impl Sun {
+    /// The sun with its azimuth turned by the small angle whose tangent is `turn_tan`,
+    /// its elevation raised by the small angle whose tangent is `raise_tan`, and `sky`.
+    fn moved(&self, turn_tan: f64, raise_tan: f64, sky: f64) -> Sun {
+        let towards = rotate(self.towards.0, self.towards.1, turn_tan);
+        // tan(e + δ) = (tan e + tan δ) / (1 − tan e · tan δ)
+        let tan_elevation = ((self.tan_elevation + raise_tan) / (1.0 - self.tan_elevation * raise_tan)).clamp(0.3, 4.0);
+        let n = (1.0 + tan_elevation * tan_elevation).sqrt();
+        Sun { towards, tan_elevation, direction: [towards.0 / n, towards.1 / n, tan_elevation / n], sky }
+    }
+}
+
+/// Views taken at different times (`--time-gap`): each view has its own sun, and its own
+/// exposure and white balance, applied to the radiance per [`Tint`](super::appearance::Tint).
+#[derive(Debug, Clone, Serialize)]
+pub struct Illumination {
+    /// The sun at the instant of the view.
+    pub sun: Sun,
+    /// Radiance multiplier per tint (neutral, green, warm): exposure × white balance.
+    pub tint_gain: [f32; 3],
 }
 
 impl Terrain {
@@ -421,12 +443,16 @@ pub struct Counts {
 /// A user texture assigned to a material of this scene.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct TextureUse {
-    /// Index into `--texture`.
+    /// Index into the texture sources (`--texture` files, then `--texture-dir` files).
     pub texture: usize,
     /// Size of a texel on the ground (m).
     pub texel_m: f64,
     /// Contrast applied around the texture mean.
     pub contrast: f32,
+    /// Texel at ground (0, 0): where the crop starts.
+    pub origin_px: (f64, f64),
+    /// Rotation of the crop, in quarter turns.
+    pub quarter_turns: u8,
 }
 
 /// User textures, by the material they replace.
@@ -440,6 +466,8 @@ pub struct TextureUses {
     pub paved: Option<TextureUse>,
     /// Flat roofs.
     pub flat_roof: Option<TextureUse>,
+    /// Tree crowns.
+    pub foliage: Option<TextureUse>,
 }
 
 /// One pair's world.
@@ -450,8 +478,11 @@ pub struct Scene {
     pub style: Style,
     /// Cameras.
     pub camera: Camera,
-    /// Sun.
+    /// The pair's sun, before `--time-gap` moves it per view (sizes the DSM grid, which must
+    /// not depend on the time gap).
     pub sun: Sun,
+    /// Sun, exposure and white balance of the left and right views.
+    pub light: [Illumination; 2],
     /// Relief.
     pub terrain: Terrain,
     /// Streets and blocks.
@@ -498,8 +529,9 @@ pub fn parking_row_step(row: usize) -> f64 {
 const MAX_OBJECT_M: f64 = 90.0;
 
 impl Scene {
-    /// Draws the world of pair `seed` under `config`; `texture_count` user textures exist.
-    pub fn generate(config: &SynthConfig, seed: u64, texture_count: usize) -> Scene {
+    /// Draws the world of pair `seed` under `config`; `texture_sizes` are the (width, height)
+    /// of the user's texture sources.
+    pub fn generate(config: &SynthConfig, seed: u64, texture_sizes: &[(usize, usize)]) -> Scene {
         let root = Rng::new(seed);
         let mut rng = root.fork("camera");
         let (w, h) = (config.width_px as f64, config.height_px as f64);
@@ -533,6 +565,7 @@ impl Scene {
             direction: [towards.0 / n, towards.1 / n, tan_elevation / n],
             sky: rng.range(0.18, 0.35),
         };
+        let light = illumination(&sun, config.time_gap, &mut root.fork("time gap"));
 
         let mut rng = root.fork("style");
         let style = match config.style {
@@ -613,22 +646,55 @@ impl Scene {
 
         let mut rng = root.fork("textures");
         let mut textures = TextureUses::default();
-        if texture_count > 0 {
+        if !texture_sizes.is_empty() {
             let pick = |rng: &mut Rng| {
-                rng.chance(0.5).then(|| TextureUse {
-                    texture: rng.below(texture_count),
-                    texel_m: gsd * rng.range(0.3, 1.2),
-                    contrast: rng.range(0.5, 1.0) as f32,
+                rng.chance(0.5).then(|| {
+                    let texture = rng.below(texture_sizes.len());
+                    let (tw, th) = texture_sizes[texture];
+                    TextureUse {
+                        texture,
+                        // Texels about the size of a pixel: coarser would blur the material,
+                        // much finer would alias.
+                        texel_m: gsd * rng.range(0.7, 1.5),
+                        contrast: rng.range(0.6, 1.0) as f32,
+                        origin_px: (rng.range(0.0, tw as f64), rng.range(0.0, th as f64)),
+                        quarter_turns: rng.below(4) as u8,
+                    }
                 })
             };
             textures.grass = pick(&mut rng);
             textures.field = pick(&mut rng);
             textures.paved = pick(&mut rng);
             textures.flat_roof = pick(&mut rng);
+            textures.foliage = pick(&mut rng);
         }
 
-        Scene { seed, style, camera, sun, terrain, layout, objects, counts, noise, radiometry, textures, extent }
+        Scene { seed, style, camera, sun, light, terrain, layout, objects, counts, noise, radiometry, textures, extent }
     }
+}
+
+/// Largest change of the sun's azimuth between the views at `--time-gap 1`, as the tangent
+/// of the angle (3°; small angles: tan δ ≈ δ).
+pub const SUN_TURN_TAN: f64 = 0.052;
+/// Largest change of the sun's elevation between the views at `--time-gap 1` (1.5°).
+pub const SUN_RAISE_TAN: f64 = 0.026;
+
+/// Each view's sun and camera exposure for a time gap of strength `gap` (0 = same instant):
+/// between the views the sun turns by up to ±3°·gap in azimuth and ±1.5°·gap in elevation,
+/// the sky share changes by up to ±0.04·gap, and exposure and the white balance of green and
+/// warm materials each change by up to ±8 %·gap. Half of each change goes to each view.
+fn illumination(sun: &Sun, gap: f64, rng: &mut Rng) -> [Illumination; 2] {
+    let turn = gap * rng.range(-SUN_TURN_TAN, SUN_TURN_TAN);
+    let raise = gap * rng.range(-SUN_RAISE_TAN, SUN_RAISE_TAN);
+    let sky = gap * rng.range(-0.04, 0.04);
+    let gains = [gap * rng.range(-0.15, 0.15), gap * rng.range(-0.1, 0.1), gap * rng.range(-0.1, 0.1)];
+    [-0.5, 0.5].map(|half| {
+        let exposure = 1.0 + half * gains[0];
+        Illumination {
+            sun: if gap == 0.0 { sun.clone() } else { sun.moved(half * turn, half * raise, (sun.sky + half * sky).clamp(0.1, 0.5)) },
+            tint_gain: [exposure as f32, (exposure * (1.0 + half * gains[1])) as f32, (exposure * (1.0 + half * gains[2])) as f32],
+        }
+    })
 }
 
 /// Places streets and objects.

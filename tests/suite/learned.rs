@@ -6,7 +6,8 @@ use deepsim::cost::{fill_volume, Intervals};
 use deepsim::io::read_npy_array;
 use deepsim::model::ModelBundle;
 use deepsim::runtime::{Runtime, Tract};
-use deepsim::similarity::{Head, Learned, LevelPair, Ncc, Similarity, Tiling};
+use deepsim::runtime::DecisionNet;
+use deepsim::similarity::{Head, Learned, LevelPair, MlpEngine, Ncc, Similarity, SplitMlp, Tiling};
 use ndarray::{Array2, ArrayView2};
 use prost::Message;
 use std::path::{Path, PathBuf};
@@ -243,4 +244,320 @@ fn learned_backend_through_the_pipeline_behaves_like_ncc() {
     let (a, b) = (bad2(&learned), bad2(&ncc));
     assert!(a < 10.0, "patch model: bad-2 {a:.2} %");
     assert!((a - b).abs() < 1.0, "patch model bad-2 {a:.2} % vs NCC 5x5 {b:.2} %");
+}
+
+/// Deterministic embedding-like values: `rows × cols`, roughly N(0, 1).
+fn pseudo_normal(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    };
+    Array2::from_shape_fn((rows, cols), |_| {
+        (0..4).map(|_| uniform()).sum::<f32>() * 1.7 - 3.4
+    })
+}
+
+#[test]
+fn the_split_mlp_matches_the_onnx_mlp() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dirs: Vec<PathBuf> = BUNDLES
+        .iter()
+        .map(|n| models().join(n))
+        .chain(
+            ["msaff", "unet32", "unet_attention"]
+                .iter()
+                .map(|n| shipped.join(n)),
+        )
+        .collect();
+    let mut checked = 0;
+    for dir in dirs {
+        let bundle = ModelBundle::open(&dir).unwrap();
+        let Some(mlp) = &bundle.mlp else { continue };
+        let c = bundle.features.embedding_dim;
+        let split = SplitMlp::from_file(&mlp.path, c)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{}: standard pattern", dir.display()));
+        let onnx = Tract.decision_net(&mlp.path).unwrap();
+        let (left, right) = (pseudo_normal(700, c, 1), pseudo_normal(700, c, 2));
+        let a = split.run(left.view(), right.view()).unwrap();
+        let b = onnx.run(left.view(), right.view()).unwrap();
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4,
+            "{}: split MLP differs from the ONNX MLP by {diff:e}",
+            dir.display()
+        );
+        let spread = b.iter().fold(0f32, |m, v| m.max(*v)) - b.iter().fold(1f32, |m, v| m.min(*v));
+        assert!(
+            spread > 0.05,
+            "{}: the check needs varied similarities (spread {spread})",
+            dir.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8);
+}
+
+#[test]
+fn an_mlp_outside_the_standard_pattern_runs_through_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    broken_bundle(dir.path(), |_, m| {
+        for node in &mut m.as_mut().unwrap().graph.as_mut().unwrap().node {
+            if node.op_type == "Relu" {
+                node.op_type = "Tanh".into();
+            }
+        }
+    });
+    let bundle = ModelBundle::open(dir.path()).unwrap();
+    let path = &bundle.mlp.as_ref().unwrap().path;
+    assert!(
+        SplitMlp::from_file(path, 8).unwrap().is_none(),
+        "Tanh is not the pattern"
+    );
+    let learned = Learned::new(&bundle, &Tract, Some(Head::Mlp), Tiling::default()).unwrap();
+    assert_eq!(learned.mlp_engine(), Some(MlpEngine::Onnx));
+    let standard = Learned::new(
+        &ModelBundle::open(&models().join("tiny_conv")).unwrap(),
+        &Tract,
+        None,
+        Tiling::default(),
+    )
+    .unwrap();
+    assert_eq!(standard.mlp_engine(), Some(MlpEngine::Split));
+}
+
+/// A textured pair shifted by `shift` px, and its validity.
+fn shifted_pair(w: usize, h: usize, shift: f32) -> (Array2<f32>, Array2<f32>, Array2<bool>) {
+    let texture = Texture::new(9, w + 40, h);
+    let left = Array2::from_shape_fn((h, w), |(y, x)| texture.at(x as f32, y));
+    let right = Array2::from_shape_fn((h, w), |(y, x)| texture.at(x as f32 + shift, y));
+    (left, right, Array2::from_elem((h, w), true))
+}
+
+#[test]
+fn mlp_top_k_keeps_the_mlp_on_the_best_cosine_candidates() {
+    let (w, h) = (72, 40);
+    let (left, right, valid) = shifted_pair(w, h, 5.4);
+    let pair = LevelPair {
+        left: &left,
+        right: &right,
+        left_valid: &valid,
+        right_valid: &valid,
+    };
+    let intervals = Intervals::uniform(w, h, 0, 15).unwrap();
+    let bundle = ModelBundle::open(&models().join("tiny_conv")).unwrap();
+    let learned = |k: usize| {
+        Learned::new(&bundle, &Tract, Some(Head::Mlp), Tiling::default())
+            .unwrap()
+            .with_mlp_top_k(k)
+    };
+    let fill = |l: &Learned| fill_volume(l.prepare(pair).unwrap().as_ref(), &intervals).unwrap();
+    let exact = fill(&learned(0));
+    assert_eq!(
+        fill(&learned(16)),
+        exact,
+        "k ≥ every pixel's candidates: exact"
+    );
+    let onnx = fill(&learned(0).with_onnx_mlp());
+    let worst = onnx
+        .iter()
+        .zip(&exact)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "native and ONNX MLP costs differ by {worst} / 1024"
+    );
+    let k = 3;
+    let pruned = fill(&learned(k));
+    let mut pruned_pixels = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let inside = intervals.inside_right(x, y, w);
+            if inside.len() <= k {
+                continue;
+            }
+            pruned_pixels += 1;
+            let e0 = intervals.entries(x, y).start;
+            let same: Vec<usize> = inside
+                .clone()
+                .filter(|&i| pruned[e0 + i] == exact[e0 + i])
+                .collect();
+            assert!(
+                same.len() >= k,
+                "({x}, {y}): the MLP's costs kept on at least {k} candidates"
+            );
+            let best = inside.clone().map(|i| pruned[e0 + i]).min().unwrap();
+            assert!(
+                same.iter().any(|&i| pruned[e0 + i] == best),
+                "({x}, {y}): a winner is an MLP-evaluated candidate"
+            );
+            // The pruned candidates rank after the kept ones: after the k-th best of those whose
+            // cost is the MLP's (a superset of the kept ones).
+            let mut kept_costs: Vec<u16> = same.iter().map(|&i| exact[e0 + i]).collect();
+            kept_costs.sort_unstable();
+            let kth = kept_costs[k - 1];
+            assert!(
+                inside
+                    .clone()
+                    .filter(|i| !same.contains(i))
+                    .all(|i| pruned[e0 + i] >= kth),
+                "({x}, {y})"
+            );
+        }
+    }
+    assert!(pruned_pixels > w * h / 2);
+}
+
+/// Overwrites the raw data of initialiser `name` with `value` in every element.
+fn fill_initializer(model: &mut ModelProto, name: &str, value: f32) {
+    let t = model
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap();
+    let n = t.raw_data.len() / 4;
+    t.raw_data = std::iter::repeat_n(value.to_le_bytes(), n)
+        .flatten()
+        .collect();
+}
+
+#[test]
+fn a_model_with_non_finite_or_out_of_range_outputs_fails_naming_its_file() {
+    let root = tempfile::tempdir().unwrap();
+    let (w, h) = (48, 32);
+    let (left, right, valid) = shifted_pair(w, h, 3.0);
+    let pair = LevelPair {
+        left: &left,
+        right: &right,
+        left_valid: &valid,
+        right_valid: &valid,
+    };
+    let intervals = Intervals::uniform(w, h, 0, 7).unwrap();
+    let run = |dir: &Path, head: Head| -> String {
+        let bundle = ModelBundle::open(dir).unwrap();
+        let learned = Learned::new(&bundle, &Tract, Some(head), Tiling::default()).unwrap();
+        let err = match learned.prepare(pair) {
+            Err(e) => e,
+            Ok(costs) => match fill_volume(costs.as_ref(), &intervals) {
+                Err(e) => e,
+                Ok(v) => panic!("{}: no error (costs {:?}…)", dir.display(), &v[..8]),
+            },
+        };
+        err.to_string()
+    };
+    // Features NaN (a NaN bias).
+    let dir = root.path().join("nan_features");
+    broken_bundle(&dir, |f, _| fill_initializer(f, "conv2.bias", f32::NAN));
+    let err = run(&dir, Head::Cosine);
+    assert!(
+        err.contains(dir.join("features.onnx").to_str().unwrap()) && err.contains("NaN"),
+        "{err}"
+    );
+    // Features infinite.
+    let dir = root.path().join("inf_features");
+    broken_bundle(&dir, |f, _| {
+        fill_initializer(f, "conv2.bias", f32::INFINITY)
+    });
+    let err = run(&dir, Head::Mlp);
+    assert!(
+        err.contains(dir.join("features.onnx").to_str().unwrap()) && err.contains("inf"),
+        "{err}"
+    );
+    // An MLP without its sigmoid (not the standard pattern: run through the runtime).
+    let dir = root.path().join("no_sigmoid");
+    broken_bundle(&dir, |_, m| {
+        let m = m.as_mut().unwrap();
+        fill_initializer(m, "mlp.net.4.bias", 100.0);
+        let node = m
+            .graph
+            .as_mut()
+            .unwrap()
+            .node
+            .iter_mut()
+            .find(|n| n.op_type == "Sigmoid")
+            .unwrap();
+        node.op_type = "Identity".into();
+    });
+    let err = run(&dir, Head::Mlp);
+    assert!(
+        err.contains(dir.join("mlp.onnx").to_str().unwrap()) && err.contains("outside [0, 1]"),
+        "{err}"
+    );
+    // An MLP with NaN weights (the native path).
+    let dir = root.path().join("nan_mlp");
+    broken_bundle(&dir, |_, m| {
+        fill_initializer(m.as_mut().unwrap(), "mlp.net.2.weight", f32::NAN)
+    });
+    let err = run(&dir, Head::Mlp);
+    assert!(
+        err.contains(dir.join("mlp.onnx").to_str().unwrap()) && err.contains("NaN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runtime_auto_falls_back_to_tract_and_an_explicit_ort_without_a_library_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (left, right, _) = shifted_pair(64, 40, 4.0);
+    for (name, image) in [("l.png", &left), ("r.png", &right)] {
+        let (h, w) = image.dim();
+        image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
+            image::Luma([(image[(y as usize, x as usize)] * 255.0) as u8])
+        })
+        .save(dir.path().join(name))
+        .unwrap();
+    }
+    let missing = dir.path().join("nowhere/libonnxruntime.so.1.99.0");
+    let run = |runtime: &str, out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_deepsim"))
+            .args(["match", "--disp-min", "0", "--disp-max", "15", "--left"])
+            .arg(dir.path().join("l.png"))
+            .arg("--right")
+            .arg(dir.path().join("r.png"))
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .arg("--model")
+            .arg(models().join("tiny_conv"))
+            .args(["--runtime", runtime])
+            .env("ORT_DYLIB_PATH", &missing)
+            .output()
+            .unwrap()
+    };
+    let auto = run("auto", "auto");
+    let stderr = String::from_utf8_lossy(&auto.stderr);
+    assert!(auto.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("runtime tract") && stderr.contains("did not load"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("auto/run.json")).unwrap()).unwrap();
+    let choice = &report["models"][0]["model"]["runtime_choice"];
+    assert_eq!(choice["requested"], "auto");
+    assert_eq!(choice["chosen"], "tract");
+    assert!(
+        choice["why"].as_str().unwrap().contains("ORT_DYLIB_PATH"),
+        "{choice}"
+    );
+    let explicit = run("ort", "ort");
+    let stderr = String::from_utf8_lossy(&explicit.stderr);
+    assert!(
+        !explicit.status.success(),
+        "--runtime ort without a library must fail"
+    );
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    assert!(!dir.path().join("ort/run.json").exists());
 }
