@@ -7,7 +7,7 @@
 # Usage: bash bench/learned_speed.sh [PAIR_DIR] [BUNDLE ...]
 #   PAIR_DIR: left.png + right.png (default ../shared/data/aerial-unlabeled/toulouse-0051, search 0..159)
 #   BUNDLES:  default models/msaff models/unet32 models/unet_attention
-# Environment: RUNTIMES="tract ort" HEADS="cosine mlp mlp-topk" TOPK=4 EXTRA_ARGS="..."
+# Environment: RUNTIMES="tract ort" HEADS="cosine mlp mlp-topk" TOPK=4 DISP_MAX=159 EXTRA_ARGS="..."
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pair="${1:-$root/../shared/data/aerial-unlabeled/toulouse-0051}"
@@ -26,7 +26,7 @@ export ORT_DYLIB_PATH
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 bin="$root/target/release/deepsim"
-search=(--disp-min 0 --disp-max 159)
+search=(--disp-min 0 --disp-max "${DISP_MAX:-159}")
 
 report() { # name, run dir, MACs per pixel of the features (0: none)
     python3 - "$1" "$2" "$3" "$out/census.json" <<'PY'
@@ -50,7 +50,7 @@ print(row + (f"  [{runtime}]" if runtime else ""), flush=True)
 PY
 }
 
-echo "deepsim $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, pair $pair, search 0..159"
+echo "deepsim $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, pair $pair, search 0..${DISP_MAX:-159}"
 "$bin" -q match --left "$pair/left.png" --right "$pair/right.png" --out "$out/census" "${search[@]}"
 cp "$out/census/run.json" "$out/census.json"
 report "census + SGM" "$out/census" 0
@@ -82,4 +82,4 @@ done
 
 # Pandora MC-CNN fast + libSGM (the peer of issue #15) is not run here: its wrapper
 # (bench/peers/run_pandora_mccnn.py) scores against ground truth, which these aerial pairs lack.
-echo "Pandora MC-CNN fast + libSGM: not run by this script (bench/peers/run_pandora_mccnn.py; issue #15 measured 30.5 s, 5.1 GB on this pair)"
+echo "Pandora MC-CNN fast + libSGM: not run by this script (bench/peers/run_pandora_mccnn.py; issue #15 measured 30.5 s, 5.1 GB on toulouse-0051)"
