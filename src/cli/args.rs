@@ -128,8 +128,9 @@ pub struct MatchArgs {
     #[arg(long, value_enum, default_value_t = RuntimeKind::Auto)]
     pub runtime: RuntimeKind,
     /// With the MLP head: run it only on each pixel's K best cosine candidates, the others
-    /// ranked after them by cosine (0: on every candidate, exact).
-    #[arg(long, value_name = "K", default_value_t = 0)]
+    /// ranked after them by cosine (0: on every candidate, exact). The default, 4, was chosen on
+    /// held-out synthetic pairs: bad-2 within 0.1 point of the exact MLP (docs/learned-speed.md).
+    #[arg(long, value_name = "K", default_value_t = 4)]
     pub mlp_top_k: usize,
     /// With the MLP head: run mlp.onnx through the runtime instead of the native split MLP
     /// (same results to float rounding; for comparisons).

@@ -258,7 +258,7 @@ fn match_pattern(graph: &GraphProto) -> Option<MlpWeights> {
         || !shapes_chain
         || !relus_ok
         || layers[n - 1].outputs != 1
-        || layers[0].inputs % 2 != 0
+        || !layers[0].inputs.is_multiple_of(2)
     {
         return None;
     }

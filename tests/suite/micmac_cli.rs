@@ -73,6 +73,7 @@ fn the_authors_file_runs_unmodified_and_equals_the_equivalent_command_line() {
     let cli = deepsim(dir)
         .args(["-q", "match", "--left", "Im1.tif", "--right", "Im2.tif", "--out", "CLI", "--disp-min", "-40", "--disp-max", "40"])
         .args(["--levels", "5", "--similarity", "ncc", "--window", "7", "--model", "MODEL_AERIAL_MSNET_DECISION", "--head", "mlp"])
+        .args(["--learned-weight", "1", "--mlp-top-k", "0"]) // MicMac files: the exact learned cost alone
         .args(["--learned-levels", "3", "--regularizer", "micmac", "--nb-dir", "7", "--zreg", "0.02", "--max-slope", "3"])
         .args(["--def-cor", "0.4", "--cost-trans", "1", "--dilate-alti", "7", "--dilate-plani", "3"])
         .args(["--lr-check", "-1", "--no-median", "--min-region", "0", "--tile", "612", "--tile-overlap", "20"])
