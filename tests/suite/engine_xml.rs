@@ -62,7 +62,8 @@ fn a_file_runs_like_the_equivalent_command_line() {
     run(&[
         "--left", "l.png", "--right", "r.png", "--out", "from-cli", "--disp-min", "0", "--disp-max", "40", "--levels", "2",
         "--similarity", "ncc", "--window", "5", "--p1", "0.1", "--p2", "0.6", "--model", model_arg, "--head", "cosine",
-        "--learned-weight", "1", "--learned-levels", "1", "--dilate-alti", "3", "--dilate-plani", "1", "--lr-check", "-1", "--min-region", "0",
+        "--learned-weight", "1", "--runtime", "tract", "--learned-levels", "1", "--dilate-alti", "3", "--dilate-plani", "1", "--lr-check",
+        "-1", "--min-region", "0",
     ]);
     let a = read_disparity(&dir.path().join("from-xml/disparity.tif")).unwrap().values;
     let b = read_disparity(&dir.path().join("from-cli/disparity.tif")).unwrap().values;
