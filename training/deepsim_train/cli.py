@@ -4,6 +4,7 @@
     deepsim-train evaluate --checkpoint runs/msaff/checkpoints/last.ckpt --data /work/shared/data/motorcycle --out eval/
     deepsim-train evaluate --bundle models/msaff --data ... --out ...
     deepsim-train export --checkpoint runs/msaff/checkpoints/last.ckpt --out models/msaff [--fp16] [--eval-data DIR]
+    deepsim-train adapt --bundle models/msaff --pairs DIR [DIR ...] --out models/msaff-adapted --synth SYNTH [--minutes 55]
 """
 
 from __future__ import annotations
@@ -191,6 +192,23 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .adapt import AdaptConfig, run_adapt
+
+    fields = {f.name for f in dataclasses.fields(AdaptConfig)}
+    cfg = AdaptConfig(**{k: v for k, v in vars(a).items() if k in fields and v is not None})
+    try:
+        run_adapt(cfg, log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"deepsim-train adapt: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="deepsim-train", description="deepsim training side: train, evaluate, export")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -231,6 +249,44 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-mlp", action="store_true")
     x.add_argument("--eval-data", help="dataset for the card's JP and a real-image parity check")
     x.set_defaults(func=cmd_export)
+
+    ad = sub.add_parser(
+        "adapt",
+        help="self-supervised adaptation of a bundle to unlabeled epipolar pairs (pseudo-labels + synthetic supervision)",
+        description="Fine-tune a bundle on your own unlabeled pairs: the engine's confident, left-right consistent "
+        "census + SGM matches are the labels; synthetic crops with exact GT keep the model from drifting. "
+        "Writes a normal bundle (fp16 ONNX, card.md, adapt.json) and a compact checkpoint.pt to resume from.",
+    )
+    ad.add_argument("--bundle", required=True, help="source bundle folder (features.onnx + mlp.onnx), e.g. models/msaff")
+    ad.add_argument("--pairs", nargs="+", required=True, metavar="DIR",
+                    help="pair folders, each with left.EXT/right.EXT (or im0/im1, Epip1/Epip2); any number, one is fine")
+    ad.add_argument("--out", required=True, help="output bundle folder (created); OUT/work holds cached engine runs and state")
+    ad.add_argument("--synth", help="synthetic dataset of `deepsim synth --seed 1001 ... --right-disparity` (never seed 2002)")
+    ad.add_argument("--steps", type=int, help="stop after N optimizer steps (default: the time budget decides)")
+    ad.add_argument("--minutes", type=float, help="wall-clock budget of the whole run, default 55 (0: none; then give --steps)")
+    ad.add_argument("--signals", nargs="+", choices=["pseudo", "synth"], help="losses to use (default: pseudo synth)")
+    ad.add_argument("--pseudo", choices=["census", "model", "agree"],
+                    help="pseudo-label source: census + SGM (default), the bundle itself, or their agreement within --agree-px")
+    ad.add_argument("--min-confidence", dest="min_confidence", type=float,
+                    help="keep pixels whose engine confidence (1 - best/second cost) is at least this (default 0.1)")
+    ad.add_argument("--agree-px", dest="agree_px", type=float, help="census/model agreement tolerance for --pseudo agree (default 1)")
+    ad.add_argument("--disp-range", dest="disp_range", metavar="MIN:MAX",
+                    help="search range of every pair (default [-W/16, W/8] from the image width W)")
+    ad.add_argument("--synth-ratio", dest="synth_ratio", type=float, help="share of steps on synthetic batches (default 0.5)")
+    ad.add_argument("--synth-weight", dest="synth_weight", type=float, help="weight of the synthetic loss (default 1)")
+    ad.add_argument("--lr", type=float, help="peak learning rate (default 2e-4)")
+    ad.add_argument("--batch-size", dest="batch_size", type=int, help="crops per step (default 2)")
+    ad.add_argument("--crop", type=int, help="left crop side in px, multiple of 8 (default 192)")
+    ad.add_argument("--seed", type=int)
+    ad.add_argument("--engine", help="deepsim binary (default: $DEEPSIM_BIN, PATH, or target/release/deepsim)")
+    ad.add_argument("--engine-threads", dest="engine_threads", type=int, help="threads of the engine runs (default 1)")
+    ad.add_argument("--resume", action="store_true", help="continue OUT's run (OUT/work/state.pt, else the committed OUT/checkpoint.pt)")
+    ad.add_argument("--overwrite", action="store_true", help="start again in an OUT that holds an earlier run")
+    ad.add_argument("--save-every-min", dest="save_every_min", type=float, help="state save interval (default 5 min)")
+    ad.add_argument("--progress-every", dest="progress_every", type=int, help="print progress every N steps (default 10)")
+    ad.add_argument("--checkpoint-optimizer", dest="checkpoint_optimizer", action="store_true", default=None,
+                    help="also store the AdamW moments (bfloat16) in checkpoint.pt (~2x larger)")
+    ad.set_defaults(func=cmd_adapt)
     return ap
 
 
