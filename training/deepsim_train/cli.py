@@ -44,6 +44,13 @@ def cmd_train(a: argparse.Namespace) -> int:
         v = getattr(a, flag, None)
         if v is not None:
             overrides[key] = v
+    init = None
+    if a.init_from:
+        init = Path(a.init_from)
+        if init.is_dir():  # a bundle: BatchNorm folded, so it stays frozen
+            overrides["model.freeze_bn"] = True
+        elif not init.is_file():
+            raise SystemExit(f"--init-from {init}: neither a bundle folder nor a compact checkpoint file")
     cfg = load_config(a.config, overrides)  # checked entirely before any computation
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +101,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if trainer.is_global_zero:
         save_config(cfg, out / "config.resolved.yaml")
     model = DeepSimModule(cfg.to_dict())
+    if init is not None and ckpt_path is None:
+        _init_weights(model, init)
     dm = StereoDataModule(cfg)
     t0 = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
@@ -102,6 +111,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     # final state as last.ckpt too, so that a run whose max_steps is off that grid loses nothing.
     trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
     if trainer.is_global_zero:
+        from .compact import save_compact
+
+        prev_seconds = 0.0
+        if ckpt_path and (out / "train_summary.json").exists():
+            prev_seconds = float(json.loads((out / "train_summary.json").read_text()).get("seconds", 0.0))
+        for dest in [out / "compact.pt"] + ([Path(a.compact_out)] if a.compact_out else []):
+            save_compact(dest, net=model.net, mlp=model.mlp, arch=cfg.model.arch, options=cfg.model.options,
+                         bn_folded=cfg.model.freeze_bn, step=trainer.global_step, seconds=elapsed + prev_seconds,
+                         optimizer=trainer.optimizers[0] if a.compact_optimizer else None,
+                         extra={"config": cfg.to_dict(), "init_from": str(init) if init else None})
+            print(f"compact checkpoint: {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         prev = {}
         summary_path = out / "train_summary.json"
@@ -120,6 +140,25 @@ def cmd_train(a: argparse.Namespace) -> int:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({k: summary[k] for k in ("global_step", "epochs_completed", "seconds", "world_size")}))
     return 0
+
+
+def _init_weights(model, init: Path) -> None:
+    """Start ``model`` (a DeepSimModule) from a bundle folder or a compact checkpoint."""
+    if init.is_dir():
+        from .bundle_import import load_bundle
+
+        net, mlp, rep = load_bundle(init, arch=model.cfg.model.arch, options=model.cfg.model.options, with_mlp=model.mlp is not None)
+        model.net.load_state_dict(net.state_dict())
+        if model.mlp is not None:
+            if mlp is None:
+                raise SystemExit(f"--init-from {init}: the bundle has no mlp.onnx but the config trains an MLP (loss.bce_weight > 0)")
+            model.mlp.load_state_dict(mlp.state_dict())
+        print(f"initialised from bundle {init}: {rep.conv_modules} conv modules, {rep.folded_batchnorms} BatchNorms frozen")
+    else:
+        from .compact import load_compact_into
+
+        blob = load_compact_into(init, model.net, model.mlp)
+        print(f"initialised from compact checkpoint {init} (step {blob['step']}, {blob['seconds'] / 3600:.2f} h)")
 
 
 def _load_checkpoint(path: str):
@@ -229,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output-dir", dest="output_dir")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set data.crop_width=128")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--init-from", dest="init_from", metavar="BUNDLE_OR_PT",
+                   help="start from a bundle folder (BatchNorm folded, kept frozen) or a compact checkpoint (.pt)")
+    t.add_argument("--compact-out", dest="compact_out", metavar="PT",
+                   help="also write the compact checkpoint (fp16 weights) here, e.g. training/checkpoints/NAME.pt to commit")
+    t.add_argument("--compact-optimizer", dest="compact_optimizer", action="store_true",
+                   help="store the AdamW moments (bfloat16) in the compact checkpoints too")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="JP / overlap / AUC on datasets with GT, plots and JSON")

@@ -29,6 +29,23 @@ class DeepSimModule(L.LightningModule):
             else None
         )
 
+    def train(self, mode: bool = True):
+        """``nn.Module.train``, keeping BatchNorm frozen when ``model.freeze_bn`` (weights
+        imported from a bundle, whose BatchNorms are folded: see :mod:`..bundle_import`)."""
+        super().train(mode)
+        if mode and self.cfg.model.freeze_bn:
+            from .bundle_import import freeze_batchnorm
+
+            freeze_batchnorm(self.net)
+        return self
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning may restore submodule modes without calling train(): freeze again here.
+        if self.cfg.model.freeze_bn:
+            from .bundle_import import freeze_batchnorm
+
+            freeze_batchnorm(self.net)
+
     # --- training -------------------------------------------------------------------------
     def _step(self, batch: dict, *, epoch: int) -> dict[str, torch.Tensor]:
         k, u_min, u_max = self.cfg.sampling.at(epoch)
