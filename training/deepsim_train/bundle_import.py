@@ -263,3 +263,40 @@ def load_bundle(bundle: str | Path, *, arch: str | None = None, options: dict | 
     net.eval()
     freeze_batchnorm(net)
     return net, mlp, rep
+
+
+def fold_batchnorm_(net: nn.Module) -> int:
+    """Fold every BatchNorm (eval statistics) into the convolution before it, in place: the conv
+    gets ``W * gamma / sigma``, the BatchNorm becomes an affine identity carrying the shift. The
+    function is unchanged; afterwards every weight the ONNX export writes is a parameter as such
+    (nothing is multiplied at export), so :func:`round_to_fp16_` makes the PyTorch model equal to
+    the fp16-stored bundle. Returns the number of folded BatchNorms."""
+    m = int(getattr(net, "pad_multiple", 1))
+    side = max(4 * m, 32)
+    n = 0
+    done: set[int] = set()
+    for conv, bn in _call_order(net, torch.rand(1, 1, side, side)):
+        if bn is None or id(conv) in done:  # a shared module (MS-AFF's stem) is folded once
+            continue
+        done.add(id(conv))
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+            if isinstance(conv, nn.ConvTranspose2d):
+                conv.weight.mul_(scale.view(1, -1, 1, 1))
+            else:
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            if conv.bias is not None:
+                shift = shift + conv.bias * scale
+                conv.bias.zero_()
+            set_identity_batchnorm(bn, shift)
+        n += 1
+    return n
+
+
+def round_to_fp16_(module: nn.Module) -> None:
+    """Round every floating parameter to the nearest float16 value (kept as float32), in place."""
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.is_floating_point():
+                p.copy_(p.half().float())

@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--pseudo", choices=["census", "model", "agree"],
                     help="pseudo-label source: census + SGM (default), the bundle itself, or their agreement within --agree-px")
     ad.add_argument("--min-confidence", dest="min_confidence", type=float,
-                    help="keep pixels whose engine confidence (1 - best/second cost) is at least this (default 0.1)")
+                    help="keep pixels whose engine confidence (1 - best/second cost) is at least this (default 0.2)")
     ad.add_argument("--agree-px", dest="agree_px", type=float, help="census/model agreement tolerance for --pseudo agree (default 1)")
     ad.add_argument("--disp-range", dest="disp_range", metavar="MIN:MAX",
                     help="search range of every pair (default [-W/16, W/8] from the image width W)")

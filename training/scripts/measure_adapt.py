@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +45,9 @@ def _shared() -> Path:
     raise SystemExit("shared/data not found (expected next to the repository or at /work/shared)")
 
 
+RUNTIME = "tract"
+
+
 def match(engine: Path, left: Path, right: Path, out: Path, lo: int, hi: int, *, bundle: Path | None, head: str | None,
           threads: int) -> tuple[Path, float]:
     disp = out / "disparity.tif"
@@ -51,7 +55,7 @@ def match(engine: Path, left: Path, right: Path, out: Path, lo: int, hi: int, *,
     args = [str(engine), "--threads", str(threads), "--quiet", "match", "--left", str(left), "--right", str(right), "--out", str(out),
             "--disp-min", str(lo), "--disp-max", str(hi)]
     if bundle is not None:
-        args += ["--model", str(bundle), "--head", head]
+        args += ["--model", str(bundle), "--head", head, "--runtime", RUNTIME]
     if stamp.is_file() and json.loads(stamp.read_text())["args"] == args and disp.is_file():
         return disp, json.loads(stamp.read_text())["seconds"]
     out.mkdir(parents=True, exist_ok=True)
@@ -98,11 +102,16 @@ def main(argv=None) -> int:
     ap.add_argument("--engine")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--heads", nargs="+", default=["cosine", "mlp"])
+    ap.add_argument("--runtime", default="ort" if os.environ.get("ORT_DYLIB_PATH") else "tract",
+                    help="engine runtime for the bundles (default: ort when ORT_DYLIB_PATH is set, else tract)")
     ap.add_argument("--synth-val", help="held-out synth-val folder (seed 2002) for JP")
     ap.add_argument("--skip", nargs="*", default=[], choices=["validation", "aerial", "jp"], help="blocks to skip")
-    ap.add_argument("--aerial-heads", nargs="+", default=None, help="heads for the aerial block (default: --heads)")
+    ap.add_argument("--aerial-heads", nargs="+", default=["cosine"],
+                    help="heads for the aerial block (default: cosine; the MLP head takes ~15 min per 1024² pair on one CPU thread)")
     ap.add_argument("--card", help="card.md whose evaluation section is replaced with the tables")
     a = ap.parse_args(argv)
+    global RUNTIME
+    RUNTIME = a.runtime
     engine = find_engine(a.engine)
     data = _shared()
     out = Path(a.out)
@@ -133,7 +142,7 @@ def main(argv=None) -> int:
                   + table(["method"] + [v.split("/")[-1] for v in VALIDATION] + ["mean"], rows))
 
     if "aerial" not in a.skip:
-        heads = a.aerial_heads or a.heads
+        heads = a.aerial_heads
         ms = methods(bundles, heads)
         pairs = sorted(p for p in (data / "aerial-unlabeled").iterdir() if p.is_dir())
         rows, res = [], {}
@@ -179,7 +188,7 @@ def main(argv=None) -> int:
                   + table(header, rows))
 
     text = "\n\n".join(md) + f"\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `training/scripts/measure_adapt.py` " \
-        f"(engine {engine.name}, {a.threads} thread(s), SGM 8 directions, default engine settings).\n"
+        f"(engine {engine.name}, runtime {a.runtime}, {a.threads} thread(s), SGM 8 directions, default engine settings).\n"
     (out / "measure.md").write_text(text)
     (out / "measure.json").write_text(json.dumps(result, indent=1))
     print(text)

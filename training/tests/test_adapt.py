@@ -252,3 +252,23 @@ def test_adapt_refuses_bad_inputs(tiny_setup):
     with pytest.raises(FileNotFoundError, match="engine"):
         os.environ.pop("DEEPSIM_BIN", None)
         run_adapt(AdaptConfig(pairs=[str(tmp / "pairs" / "p1")], synth=str(synth), **{**base, "engine": str(tmp / "none")}))
+
+
+def test_fold_batchnorm_keeps_the_function_and_fp16_rounding_gives_exact_parity(tmp_path):
+    from deepsim_train.bundle_import import fold_batchnorm_, round_to_fp16_
+
+    torch.manual_seed(0)
+    net = build_feature_extractor("msaff_tiny")
+    _randomize_bn(net, seed=5)
+    net.eval()
+    x = torch.rand(1, 1, 32, 48)
+    with torch.no_grad():
+        ref = net(x)
+        assert fold_batchnorm_(net) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+        torch.testing.assert_close(net(x), ref, atol=1e-5, rtol=1e-5)
+    round_to_fp16_(net)
+    export_bundle(net, None, tmp_path / "b", fp16=True)
+    (got,) = _ort(tmp_path / "b" / "features.onnx", {"image": x.numpy()})
+    with torch.no_grad():
+        mine = net(x).numpy()
+    assert float(np.abs(got - mine).max()) <= 1e-4 * max(1.0, float(np.abs(mine).max()))  # the fp32 tolerance

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 EVAL_BEGIN = "<!-- evaluation -->"
 EVAL_END = "<!-- /evaluation -->"
@@ -127,6 +128,24 @@ def write_adapted_bundle(cfg, *, net, mlp, pairs, reals, stats, history, steps, 
     net.eval()
     if mlp is not None:
         mlp.eval()
+    if cfg.fp16:
+        # The bundle stores float16 weights: fold the (frozen) BatchNorms into their convolutions and
+        # round to float16 first, so that the parity check compares the exported graph with exactly
+        # the weights it stores (the card reports how far that rounding moved the embeddings).
+        from ..bundle_import import fold_batchnorm_, round_to_fp16_
+
+        fold_batchnorm_(net)
+        probe = torch.from_numpy(np.ascontiguousarray(reals[0].left[:256, :256], dtype=np.float32))[None, None]
+        with torch.no_grad():
+            before = net(probe)
+            round_to_fp16_(net)
+            if mlp is not None:
+                round_to_fp16_(mlp)
+            after = net(probe)
+        rounding_cos = float(torch.nn.functional.cosine_similarity(before, after, dim=1).min())
+        log(f"weights rounded to float16: min per-pixel cosine of the embeddings before/after {rounding_cos:.6f}")
+    else:
+        rounding_cos = None
     left = reals[0].left
     h, w = left.shape
     s = min(512, h, w)
@@ -156,6 +175,7 @@ def write_adapted_bundle(cfg, *, net, mlp, pairs, reals, stats, history, steps, 
         "parity": rep["parity"],
         "check_model": {"rc": r.returncode, "output": (r.stdout + r.stderr)[-4000:]},
         "resumed_from": resumed_from,
+        "fp16_rounding_min_cosine": rounding_cos,
     }
     (out / "adapt.json").write_text(json.dumps(summary, indent=1))
     card = render_card(

@@ -58,7 +58,7 @@ class AdaptConfig:
     minutes: float = 55.0  # wall budget of the whole run (0: no time limit; then give steps)
     export_reserve_min: float = 3.0
     pseudo: str = "census"  # census | model | agree
-    min_confidence: float = 0.1
+    min_confidence: float = 0.2
     agree_px: float = 1.0
     disp_range: str | None = None  # "MIN:MAX" for every pair; default from the width
     synth_ratio: float = 0.5  # share of steps on synthetic batches
@@ -132,8 +132,9 @@ def _check_synth(path: Path) -> None:
         raise ValueError(f"--synth {path}: no manifest.json; make one with `deepsim synth --out {path} --count 200 --seed 1001 --size 512 --right-disparity`")
     text = man.read_text()
     try:
-        seed = json.loads(text).get("seed")
-    except json.JSONDecodeError:
+        m = json.loads(text)
+        seed = m.get("seed", (m.get("generator") or {}).get("seed"))
+    except (json.JSONDecodeError, AttributeError):
         seed = None
     if seed == 2002:
         raise ValueError(f"--synth {path}: seed 2002 is the held-out synth-val set; never train on it (use seed 1001)")
@@ -196,7 +197,7 @@ def run_adapt(cfg: AdaptConfig, log=print) -> dict:
     cfg.validate()
     engine = find_engine(cfg.engine)
     disp_range = parse_range(cfg.disp_range) if cfg.disp_range else None
-    pairs = find_pairs(cfg.pairs, disp_range=disp_range)
+    pairs = find_pairs(cfg.pairs, disp_range=disp_range, log=log)
     if cfg.use_synth:
         _check_synth(Path(cfg.synth))
     out = _prepare_out(cfg)

@@ -98,8 +98,14 @@ def find_pair(folder: str | Path, *, disp_range: tuple[int, int] | None = None) 
     return PairFiles(folder.name, folder, left, right, wl, hl, lo, hi)
 
 
-def find_pairs(folders: list[str | Path], *, disp_range: tuple[int, int] | None = None) -> list[PairFiles]:
-    """Every pair folder, with unique names (``name``, ``name-2``, ... on collisions)."""
+def find_pairs(folders: list[str | Path], *, disp_range: tuple[int, int] | None = None, log=print) -> list[PairFiles]:
+    """Every pair folder, with unique names (``name``, ``name-2``, ... on collisions). Plain files
+    among the arguments (a README caught by a shell glob such as ``DIR/*``) are skipped with a
+    note; missing paths are errors."""
+    files = [f for f in folders if Path(f).is_file()]
+    for f in files:
+        log(f"--pairs: skipping {f} (a file, not a pair folder)")
+    folders = [f for f in folders if not Path(f).is_file()]
     if not folders:
         raise ValueError("--pairs: give at least one pair folder")
     out, seen = [], {}
