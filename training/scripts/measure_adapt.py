@@ -172,12 +172,19 @@ def main(argv=None) -> int:
             sets.append(("synth-val", load_pairs(a.synth_val, purpose="eval")))
         sets.append(("real validation (4 pairs)", [q for v in VALIDATION for q in load_pairs(data / v, purpose="eval")]))
         rows, res = [], {}
+        cache_path = out / "jp-cache.json"
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
         for b in bundles:
             row = [b.name]
+            stamp = f"{(b / 'features.onnx').stat().st_mtime_ns}"
             for set_name, ps in sets:
                 for use_mlp in ([True, False] if (b / "mlp.onnx").exists() else [False]):
-                    rep = evaluate([OnnxSimilarity(b, use_mlp=use_mlp, name=f"{b.name}+{'mlp' if use_mlp else 'cosine'}")], ps)
-                    jp = rep["rows"][0]["jp_percent"]
+                    key = f"{b.resolve()}|{stamp}|{set_name}|{use_mlp}"
+                    if key not in cache:
+                        rep = evaluate([OnnxSimilarity(b, use_mlp=use_mlp, name=f"{b.name}+{'mlp' if use_mlp else 'cosine'}")], ps)
+                        cache[key] = rep["rows"][0]["jp_percent"]
+                        cache_path.write_text(json.dumps(cache, indent=1))
+                    jp = cache[key]
                     res[f"{b.name} {set_name} {'mlp' if use_mlp else 'cosine'}"] = jp
                     row.append(f"{jp:.2f}")
             rows.append(row)

@@ -40,7 +40,7 @@ def _curve(history: list[dict]) -> str:
 
 def render_card(*, name: str, cfg, arch: str, params: tuple[int, int], pairs, stats, history, steps: int, train_seconds: float,
                 wall_seconds: float, hardware: str, right_extra: int, parity: list[dict], check_model: str,
-                resumed_from: str | None, n_synth_steps: int) -> str:
+                resumed_from: str | None, n_synth_steps: int, rounding_cos: float | None = None) -> str:
     from .. import CONTRACT_VERSION
 
     pair_rows = "\n".join(
@@ -62,7 +62,8 @@ def render_card(*, name: str, cfg, arch: str, params: tuple[int, int], pairs, st
     cmd = (f"deepsim-train adapt --bundle {cfg.bundle} --pairs {' '.join(cfg.pairs)} --out {cfg.out}"
            + (f" --synth {cfg.synth}" if cfg.synth else "") + (f" --steps {cfg.steps}" if cfg.steps else "")
            + f" --minutes {cfg.minutes:g} --pseudo {cfg.pseudo} --min-confidence {cfg.min_confidence:g}"
-           + f" --synth-ratio {cfg.synth_ratio:g} --signals {' '.join(cfg.signals)} --seed {cfg.seed}")
+           + f" --synth-ratio {cfg.synth_ratio:g} --synth-weight {cfg.synth_weight:g} --signals {' '.join(cfg.signals)}"
+           + f" --lr {cfg.lr:g} --crop {cfg.crop} --batch-size {cfg.batch_size} --seed {cfg.seed}")
     return f"""# deepsim model: {name} (self-supervised adaptation of `{cfg.bundle}`)
 
 Fine-tuned from the bundle `{cfg.bundle}` on {len(pairs)} unlabeled real pair(s) with
@@ -72,7 +73,7 @@ Fine-tuned from the bundle `{cfg.bundle}` on {len(pairs)} unlabeled real pair(s)
 |---|---|
 | architecture | {arch} feature extractor + decision MLP, weights loaded from the source bundle's ONNX files (BatchNorm folded, kept frozen as affine identities) |
 | parameters | features {params[0]:,}, MLP {params[1]:,} |
-| weights storage | {'float16 (cast to float32 in the graph)' if cfg.fp16 else 'float32'}; contract {CONTRACT_VERSION}; compact checkpoint `checkpoint.pt` (float16) to resume from |
+| weights storage | {'float16 (cast to float32 in the graph)' if cfg.fp16 else 'float32'}{f' (BatchNorm folded and weights rounded to float16 before export: min per-pixel embedding cosine vs float32 {rounding_cos:.6f})' if rounding_cos is not None else ''}; contract {CONTRACT_VERSION}; compact checkpoint `checkpoint.pt` (float16) to resume from |
 | adaptation data | {', '.join(f'`{p.folder}`' for p in pairs)} |
 | signals | {'; '.join(signals)} |
 | loss | training losses: MLP BCE (weight {cfg.bce_weight}) + cosine hinge (margin {cfg.margin}, weight {cfg.hinge_weight}); hard negatives: hardest of K = {cfg.k}, u in [{cfg.u_min_real}, {cfg.u_max}] px (real) / [{cfg.u_min}, {cfg.u_max}] px (synthetic) |
@@ -100,7 +101,7 @@ coverage = share of pixels kept as labels (confidence >= {cfg.min_confidence}{',
 ## Evaluation
 
 {EVAL_BEGIN}
-Not measured yet: `python training/scripts/measure_adapt.py --before {cfg.bundle} --after {cfg.out}` fills this section.
+Not measured yet: `python training/scripts/measure_adapt.py --bundle {cfg.bundle} --bundle {cfg.out} --out DIR --card {cfg.out}/card.md` fills this section.
 {EVAL_END}
 
 ## Parity (PyTorch vs onnxruntime)
@@ -183,7 +184,7 @@ def write_adapted_bundle(cfg, *, net, mlp, pairs, reals, stats, history, steps, 
         params=(count_parameters(net, trainable_only=False), count_parameters(mlp) if mlp is not None else 0),
         pairs=pairs, stats=stats, history=history, steps=steps, train_seconds=train_seconds, wall_seconds=wall_seconds,
         hardware=hardware, right_extra=right_extra, parity=rep["parity"], check_model=check, resumed_from=resumed_from,
-        n_synth_steps=n_synth,
+        n_synth_steps=n_synth, rounding_cos=rounding_cos,
     )
     (out / "card.md").write_text(card)
     if r.returncode != 0:
