@@ -4,6 +4,7 @@
     deepsim-train evaluate --checkpoint runs/msaff/checkpoints/last.ckpt --data /work/shared/data/motorcycle --out eval/
     deepsim-train evaluate --bundle models/msaff --data ... --out ...
     deepsim-train export --checkpoint runs/msaff/checkpoints/last.ckpt --out models/msaff [--fp16] [--eval-data DIR]
+    deepsim-train adapt --bundle models/msaff --pairs DIR [DIR ...] --out models/msaff-adapted --synth SYNTH [--minutes 55]
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def cmd_train(a: argparse.Namespace) -> int:
         v = getattr(a, flag, None)
         if v is not None:
             overrides[key] = v
+    init = None
+    if a.init_from:
+        init = Path(a.init_from)
+        if init.is_dir():  # a bundle: BatchNorm folded, so it stays frozen
+            overrides["model.freeze_bn"] = True
+        elif not init.is_file():
+            raise SystemExit(f"--init-from {init}: neither a bundle folder nor a compact checkpoint file")
     cfg = load_config(a.config, overrides)  # checked entirely before any computation
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +101,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if trainer.is_global_zero:
         save_config(cfg, out / "config.resolved.yaml")
     model = DeepSimModule(cfg.to_dict())
+    if init is not None and ckpt_path is None:
+        _init_weights(model, init)
     dm = StereoDataModule(cfg)
     t0 = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
@@ -101,6 +111,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     # final state as last.ckpt too, so that a run whose max_steps is off that grid loses nothing.
     trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
     if trainer.is_global_zero:
+        from .compact import save_compact
+
+        prev_seconds = 0.0
+        if ckpt_path and (out / "train_summary.json").exists():
+            prev_seconds = float(json.loads((out / "train_summary.json").read_text()).get("seconds", 0.0))
+        for dest in [out / "compact.pt"] + ([Path(a.compact_out)] if a.compact_out else []):
+            save_compact(dest, net=model.net, mlp=model.mlp, arch=cfg.model.arch, options=cfg.model.options,
+                         bn_folded=cfg.model.freeze_bn, step=trainer.global_step, seconds=elapsed + prev_seconds,
+                         optimizer=trainer.optimizers[0] if a.compact_optimizer else None,
+                         extra={"config": cfg.to_dict(), "init_from": str(init) if init else None})
+            print(f"compact checkpoint: {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         prev = {}
         summary_path = out / "train_summary.json"
@@ -119,6 +140,25 @@ def cmd_train(a: argparse.Namespace) -> int:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(json.dumps({k: summary[k] for k in ("global_step", "epochs_completed", "seconds", "world_size")}))
     return 0
+
+
+def _init_weights(model, init: Path) -> None:
+    """Start ``model`` (a DeepSimModule) from a bundle folder or a compact checkpoint."""
+    if init.is_dir():
+        from .bundle_import import load_bundle
+
+        net, mlp, rep = load_bundle(init, arch=model.cfg.model.arch, options=model.cfg.model.options, with_mlp=model.mlp is not None)
+        model.net.load_state_dict(net.state_dict())
+        if model.mlp is not None:
+            if mlp is None:
+                raise SystemExit(f"--init-from {init}: the bundle has no mlp.onnx but the config trains an MLP (loss.bce_weight > 0)")
+            model.mlp.load_state_dict(mlp.state_dict())
+        print(f"initialised from bundle {init}: {rep.conv_modules} conv modules, {rep.folded_batchnorms} BatchNorms frozen")
+    else:
+        from .compact import load_compact_into
+
+        blob = load_compact_into(init, model.net, model.mlp)
+        print(f"initialised from compact checkpoint {init} (step {blob['step']}, {blob['seconds'] / 3600:.2f} h)")
 
 
 def _load_checkpoint(path: str):
@@ -191,6 +231,23 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .adapt import AdaptConfig, run_adapt
+
+    fields = {f.name for f in dataclasses.fields(AdaptConfig)}
+    cfg = AdaptConfig(**{k: v for k, v in vars(a).items() if k in fields and v is not None})
+    try:
+        run_adapt(cfg, log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"deepsim-train adapt: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="deepsim-train", description="deepsim training side: train, evaluate, export")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -211,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output-dir", dest="output_dir")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set data.crop_width=128")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--init-from", dest="init_from", metavar="BUNDLE_OR_PT",
+                   help="start from a bundle folder (BatchNorm folded, kept frozen) or a compact checkpoint (.pt)")
+    t.add_argument("--compact-out", dest="compact_out", metavar="PT",
+                   help="also write the compact checkpoint (fp16 weights) here, e.g. training/checkpoints/NAME.pt to commit")
+    t.add_argument("--compact-optimizer", dest="compact_optimizer", action="store_true",
+                   help="store the AdamW moments (bfloat16) in the compact checkpoints too")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="JP / overlap / AUC on datasets with GT, plots and JSON")
@@ -231,6 +294,44 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-mlp", action="store_true")
     x.add_argument("--eval-data", help="dataset for the card's JP and a real-image parity check")
     x.set_defaults(func=cmd_export)
+
+    ad = sub.add_parser(
+        "adapt",
+        help="self-supervised adaptation of a bundle to unlabeled epipolar pairs (pseudo-labels + synthetic supervision)",
+        description="Fine-tune a bundle on your own unlabeled pairs: the engine's confident, left-right consistent "
+        "census + SGM matches are the labels; synthetic crops with exact GT keep the model from drifting. "
+        "Writes a normal bundle (fp16 ONNX, card.md, adapt.json) and a compact checkpoint.pt to resume from.",
+    )
+    ad.add_argument("--bundle", required=True, help="source bundle folder (features.onnx + mlp.onnx), e.g. models/msaff")
+    ad.add_argument("--pairs", nargs="+", required=True, metavar="DIR",
+                    help="pair folders, each with left.EXT/right.EXT (or im0/im1, Epip1/Epip2); any number, one is fine")
+    ad.add_argument("--out", required=True, help="output bundle folder (created); OUT/work holds cached engine runs and state")
+    ad.add_argument("--synth", help="synthetic dataset of `deepsim synth --seed 1001 ... --right-disparity` (never seed 2002)")
+    ad.add_argument("--steps", type=int, help="stop after N optimizer steps (default: the time budget decides)")
+    ad.add_argument("--minutes", type=float, help="wall-clock budget of the whole run, default 55 (0: none; then give --steps)")
+    ad.add_argument("--signals", nargs="+", choices=["pseudo", "synth"], help="losses to use (default: pseudo synth)")
+    ad.add_argument("--pseudo", choices=["census", "model", "agree"],
+                    help="pseudo-label source: census + SGM (default), the bundle itself, or their agreement within --agree-px")
+    ad.add_argument("--min-confidence", dest="min_confidence", type=float,
+                    help="keep pixels whose engine confidence (1 - best/second cost) is at least this (default 0.2)")
+    ad.add_argument("--agree-px", dest="agree_px", type=float, help="census/model agreement tolerance for --pseudo agree (default 1)")
+    ad.add_argument("--disp-range", dest="disp_range", metavar="MIN:MAX",
+                    help="search range of every pair (default [-W/16, W/8] from the image width W)")
+    ad.add_argument("--synth-ratio", dest="synth_ratio", type=float, help="share of steps on synthetic batches (default 0.5)")
+    ad.add_argument("--synth-weight", dest="synth_weight", type=float, help="weight of the synthetic loss (default 1)")
+    ad.add_argument("--lr", type=float, help="peak learning rate (default 2e-4)")
+    ad.add_argument("--batch-size", dest="batch_size", type=int, help="crops per step (default 2)")
+    ad.add_argument("--crop", type=int, help="left crop side in px, multiple of 8 (default 192)")
+    ad.add_argument("--seed", type=int)
+    ad.add_argument("--engine", help="deepsim binary (default: $DEEPSIM_BIN, PATH, or target/release/deepsim)")
+    ad.add_argument("--engine-threads", dest="engine_threads", type=int, help="threads of the engine runs (default 1)")
+    ad.add_argument("--resume", action="store_true", help="continue OUT's run (OUT/work/state.pt, else the committed OUT/checkpoint.pt)")
+    ad.add_argument("--overwrite", action="store_true", help="start again in an OUT that holds an earlier run")
+    ad.add_argument("--save-every-min", dest="save_every_min", type=float, help="state save interval (default 5 min)")
+    ad.add_argument("--progress-every", dest="progress_every", type=int, help="print progress every N steps (default 10)")
+    ad.add_argument("--checkpoint-optimizer", dest="checkpoint_optimizer", action="store_true", default=None,
+                    help="also store the AdamW moments (bfloat16) in checkpoint.pt (~2x larger)")
+    ad.set_defaults(func=cmd_adapt)
     return ap
 
 

@@ -24,6 +24,7 @@ class ModelConfig:
     options: dict = field(default_factory=dict)  # keyword options of the registered builder
     mlp_hidden: int = 384
     mlp_depth: int = 3
+    freeze_bn: bool = False  # BatchNorm in eval mode throughout (set for weights imported from a bundle: BN folded)
 
 
 @dataclass

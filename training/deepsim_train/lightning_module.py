@@ -10,9 +10,8 @@ from torch.utils.data import DataLoader
 
 from .config import TrainConfig, config_from_dict
 from .data.dataset import CropDataset
-from .losses import joint_loss
 from .models import build_feature_extractor, build_mlp
-from .sampling import inside, mine_negatives, positive_columns, sample_columns
+from .steps import contrastive_step
 
 
 class DeepSimModule(L.LightningModule):
@@ -30,43 +29,27 @@ class DeepSimModule(L.LightningModule):
             else None
         )
 
+    def train(self, mode: bool = True):
+        """``nn.Module.train``, keeping BatchNorm frozen when ``model.freeze_bn`` (weights
+        imported from a bundle, whose BatchNorms are folded: see :mod:`..bundle_import`)."""
+        super().train(mode)
+        if mode and self.cfg.model.freeze_bn:
+            from .bundle_import import freeze_batchnorm
+
+            freeze_batchnorm(self.net)
+        return self
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning may restore submodule modes without calling train(): freeze again here.
+        if self.cfg.model.freeze_bn:
+            from .bundle_import import freeze_batchnorm
+
+            freeze_batchnorm(self.net)
+
     # --- training -------------------------------------------------------------------------
     def _step(self, batch: dict, *, epoch: int) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        fl = self.net(batch["left"])
-        fr = self.net(batch["right"])
-        disp, defined, nonocc = batch["disp"], batch["defined"], batch["nonocc"]
-        lo, hi = batch["right_valid"][:, 0], batch["right_valid"][:, 1]
-        x_pos = positive_columns(disp, batch["offset"])
-        in_pos = inside(x_pos, lo, hi)
-        k, u_min, u_max = c.sampling.at(epoch)
-        if self.mlp is not None:
-            mlp = self.mlp
-
-            def score(a, b):
-                return mlp.forward_maps(a, b)
-
-        else:
-
-            def score(a, b):
-                return torch.nn.functional.cosine_similarity(a, b, dim=1)
-
-        x_neg = mine_negatives(score, fl, fr, x_pos, lo, hi, k=k, u_min=u_min, u_max=u_max)
-        in_neg = inside(x_neg, lo, hi)
-        out = joint_loss(
-            c.loss,
-            feat_left=fl,
-            feat_pos=sample_columns(fr, x_pos),
-            feat_neg=sample_columns(fr, x_neg),
-            defined=defined,
-            nonocc=nonocc,
-            in_pos=in_pos,
-            in_neg=in_neg,
-            mlp=self.mlp,
-        )
-        out["mining_k"] = torch.tensor(float(k))
-        out["u_max"] = torch.tensor(float(u_max))
-        return out
+        k, u_min, u_max = self.cfg.sampling.at(epoch)
+        return contrastive_step(self.net, self.mlp, batch, self.cfg.loss, k=k, u_min=u_min, u_max=u_max)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self._step(batch, epoch=self.current_epoch)

@@ -135,3 +135,27 @@ def test_last_checkpoint_holds_the_final_step_when_max_steps_is_off_the_checkpoi
     assert main(["train", "--config", str(cfg_path), "--no-progress"]) == 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
+
+
+def test_cli_train_init_from_bundle_keeps_bn_frozen_and_writes_compact(fake_synth, tmp_path):
+    """`train --init-from BUNDLE`: weights from the ONNX files, BatchNorm frozen, compact.pt written."""
+    from deepsim_train.cli import main
+    from deepsim_train.compact import load_compact
+    from deepsim_train.export import export_bundle
+
+    cfg = _cfg(fake_synth, tmp_path / "run", **{"optim.max_steps": 2})
+    start = DeepSimModule(cfg)
+    export_bundle(start.net.eval(), start.mlp, tmp_path / "bundle")
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(cfg_path), "--no-progress", "--init-from", str(tmp_path / "bundle"),
+                 "--compact-out", str(tmp_path / "ck" / "c.pt")]) == 0
+    net, mlp, blob = load_compact(tmp_path / "ck" / "c.pt")
+    assert blob["step"] == 2 and blob["bn_folded"] and mlp is not None
+    assert (tmp_path / "run" / "compact.pt").exists()
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    # frozen: the running statistics are still the identity set at import (mean 0, var 1 - eps)
+    assert bns and all(float(m.running_mean.abs().max()) == 0.0 for m in bns)
+    assert all(torch.allclose(m.running_var.float(), torch.full_like(m.running_var.float(), 1 - m.eps), atol=1e-3) for m in bns)
+    with pytest.raises(SystemExit, match="init-from"):
+        main(["train", "--config", str(cfg_path), "--no-progress", "--init-from", str(tmp_path / "missing.pt")])
