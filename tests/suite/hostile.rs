@@ -235,8 +235,10 @@ fn a_closed_stderr_does_not_turn_success_into_a_panic() {
 fn bad_option_values_are_refused_with_the_option_named() {
     let dir = pair();
     let (l, r, out) = (dir.path().join("l.png"), dir.path().join("r.png"), dir.path().join("out"));
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--lr-check", "nan"], "--lr-check NaN"),
+        (&["--learned-weight", "0.5"], "--learned-weight needs --model"),
+        (&["--model", concat!(env!("CARGO_MANIFEST_DIR"), "/models/msaff"), "--learned-weight", "1.5"], "--learned-weight 1.5: must be between 0 and 1"),
         (&["--max-memory", "1e30G"], "--max-memory '1e30G'"),
         (&["--tile", "32", "--tile-overlap", "0"], "tile overlap 0 px: use at least 8"),
         (&["--threads", "100000"], "--threads 100000"),
