@@ -74,18 +74,14 @@ def run_deepsim(bin_path: str, left: Path, right: Path, dmin: int, dmax: int, ar
 
 
 def run_sgbm(left: Path, right: Path, dmin: int, dmax: int) -> tuple[np.ndarray, float]:
-    # OpenCV's documented sample settings, as in peers/run_opencv_sgbm.py (block size 5, MODE_HH).
+    # OpenCV's documented sample settings (block size 5, MODE_HH), as in peers/run_opencv_sgbm.py.
+    import run_opencv_sgbm as ro
+
     lg, rg = cv2.imread(str(left), cv2.IMREAD_GRAYSCALE), cv2.imread(str(right), cv2.IMREAD_GRAYSCALE)
-    bs = 5
-    num = ((dmax - dmin + 1) + 15) // 16 * 16
-    sgbm = cv2.StereoSGBM_create(minDisparity=dmin, numDisparities=num, blockSize=bs, P1=8 * bs * bs, P2=32 * bs * bs,
-                                 disp12MaxDiff=1, preFilterCap=63, uniquenessRatio=10, speckleWindowSize=100,
-                                 speckleRange=32, mode=cv2.STEREO_SGBM_MODE_HH)
+    sgbm = ro.make_sgbm(num_disp=((dmax - dmin + 1) + 15) // 16 * 16, min_disp=dmin)
     t = time.perf_counter()
-    d = sgbm.compute(lg, rg).astype(np.float32) / 16.0
-    dt = time.perf_counter() - t
-    d[d < dmin] = np.nan
-    return d, dt
+    raw = sgbm.compute(lg, rg)
+    return ro.to_float_disparity(raw, dmin), time.perf_counter() - t
 
 
 def run_pandora(left: Path, right: Path, dmin: int, dmax: int, cost: str) -> tuple[np.ndarray, float]:

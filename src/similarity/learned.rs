@@ -21,6 +21,7 @@ use crate::cost::{COST_ONE, Intervals, cost_from_unit};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::ModelBundle;
 use crate::runtime::{DecisionNet, FeatureNet, Runtime};
+use crate::simd::dot;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, s};
@@ -379,20 +380,6 @@ fn normalise_rows(row: &mut [f32], dim: usize) {
             v.iter_mut().for_each(|x| *x /= norm);
         }
     }
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums: the compiler keeps them in one vector register.
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// Per-thread rows widened to f32.
