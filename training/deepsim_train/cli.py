@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--synth", help="synthetic dataset of `deepsim synth --seed 1001 ... --right-disparity` (never seed 2002)")
     ad.add_argument("--steps", type=int, help="stop after N optimizer steps (default: the time budget decides)")
     ad.add_argument("--minutes", type=float, help="wall-clock budget of the whole run, default 55 (0: none; then give --steps)")
-    ad.add_argument("--signals", nargs="+", choices=["pseudo", "synth"], help="losses to use (default: pseudo synth)")
+    ad.add_argument("--signals", nargs="+", choices=["pseudo", "synth"], help="losses to use (default: pseudo synth; `--signals synth` alone is the ablation control: synthetic steps only)")
     ad.add_argument("--pseudo", choices=["census", "model", "agree"],
                     help="pseudo-label source: census + SGM (default), the bundle itself, or their agreement within --agree-px")
     ad.add_argument("--min-confidence", dest="min_confidence", type=float,

@@ -272,3 +272,19 @@ def test_fold_batchnorm_keeps_the_function_and_fp16_rounding_gives_exact_parity(
     with torch.no_grad():
         mine = net(x).numpy()
     assert float(np.abs(got - mine).max()) <= 1e-4 * max(1.0, float(np.abs(mine).max()))  # the fp32 tolerance
+
+
+def test_signals_choose_the_share_of_synthetic_steps():
+    from deepsim_train.adapt import AdaptConfig
+
+    msaff = str(Path(__file__).resolve().parents[2] / "models" / "msaff")
+    base = dict(bundle=msaff, out="/tmp/x", pairs=["p"], synth="s", steps=1)
+    assert AdaptConfig(**base).effective_synth_ratio == 0.5
+    assert AdaptConfig(**base, signals=["pseudo"]).effective_synth_ratio == 0.0
+    assert AdaptConfig(**base, signals=["pseudo"]).use_synth is False
+    # the ablation control: synthetic steps only
+    assert AdaptConfig(**base, signals=["synth"]).effective_synth_ratio == 1.0
+    with pytest.raises(ValueError, match="--signals"):
+        AdaptConfig(**base, signals=["photometric"]).validate()
+    with pytest.raises(ValueError, match="--synth"):
+        AdaptConfig(**{**base, "synth": None}, signals=["synth"]).validate()

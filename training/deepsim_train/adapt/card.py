@@ -53,12 +53,12 @@ def render_card(*, name: str, cfg, arch: str, params: tuple[int, int], pairs, st
         + (f", min cosine {c['min_cosine']:.6f}" if c.get("min_cosine_required") else "") + f") {'ok' if c['ok'] else 'FAILED'}"
         for c in parity
     )
-    signals = [f"pseudo-labels ({cfg.pseudo}: engine census 7x7 + SGM 8 dir., left-right check 1 px"
+    signals = [] if "pseudo" not in cfg.signals else [f"pseudo-labels ({cfg.pseudo}: engine census 7x7 + SGM 8 dir., left-right check 1 px"
                + (", and the source bundle's cosine + SGM" if cfg.pseudo in ("model", "agree") else "")
                + f"; kept: finite and confidence >= {cfg.min_confidence}"
                + (f" and census/model within {cfg.agree_px} px" if cfg.pseudo == "agree" else "") + ")"]
     if cfg.use_synth:
-        signals.append(f"synthetic supervised crops ({cfg.synth}), {100 * cfg.synth_ratio:.0f} % of the steps, loss weight {cfg.synth_weight}")
+        signals.append(f"synthetic supervised crops ({cfg.synth}), {100 * cfg.effective_synth_ratio:.0f} % of the steps, loss weight {cfg.synth_weight}")
     cmd = (f"deepsim-train adapt --bundle {cfg.bundle} --pairs {' '.join(cfg.pairs)} --out {cfg.out}"
            + (f" --synth {cfg.synth}" if cfg.synth else "") + (f" --steps {cfg.steps}" if cfg.steps else "")
            + f" --minutes {cfg.minutes:g} --pseudo {cfg.pseudo} --min-confidence {cfg.min_confidence:g}"
@@ -158,7 +158,7 @@ def write_adapted_bundle(cfg, *, net, mlp, pairs, reals, stats, history, steps, 
     r = subprocess.run([str(engine), "check-model", str(out)], capture_output=True, text=True)
     check = "passed" if r.returncode == 0 else f"FAILED (rc {r.returncode})"
     log(f"deepsim check-model {out}: {check}\n{(r.stdout + r.stderr).strip()[-1500:]}")
-    n_synth = sum(1 for i in range(steps) if cfg.use_synth and int((i + 1) * cfg.synth_ratio) > int(i * cfg.synth_ratio))
+    n_synth = sum(1 for i in range(steps) if cfg.use_synth and int((i + 1) * cfg.effective_synth_ratio) > int(i * cfg.effective_synth_ratio))
     summary = {
         "source_bundle": str(cfg.bundle),
         "out": str(out),

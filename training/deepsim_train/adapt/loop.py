@@ -97,9 +97,9 @@ class AdaptConfig:
         if not 0.0 <= self.synth_ratio < 1.0:
             raise ValueError(f"--synth-ratio must be in [0, 1), got {self.synth_ratio}")
         unknown = set(self.signals) - {"pseudo", "synth"}
-        if unknown or "pseudo" not in self.signals:
-            raise ValueError(f"--signals: 'pseudo' is required, 'synth' optional; got {self.signals}")
-        if "synth" in self.signals and self.synth_ratio > 0 and not self.synth:
+        if unknown or not self.signals:
+            raise ValueError(f"--signals: one or both of 'pseudo' and 'synth'; got {self.signals}")
+        if self.use_synth and not self.synth:
             raise ValueError("the synthetic signal needs --synth DIR (a `deepsim synth --seed 1001 ... --right-disparity` dataset) "
                              "or --signals pseudo / --synth-ratio 0 to go without it")
         if self.crop % 8:
@@ -109,7 +109,15 @@ class AdaptConfig:
 
     @property
     def use_synth(self) -> bool:
-        return "synth" in self.signals and self.synth_ratio > 0
+        return "synth" in self.signals and self.effective_synth_ratio > 0
+
+    @property
+    def effective_synth_ratio(self) -> float:
+        """Share of synthetic steps: all of them when the pseudo-label signal is off (the
+        ablation control "more synthetic training only"), none when the synthetic one is off."""
+        if "pseudo" not in self.signals:
+            return 1.0
+        return self.synth_ratio if "synth" in self.signals else 0.0
 
 
 def _hardware() -> str:
@@ -256,7 +264,7 @@ def run_adapt(cfg: AdaptConfig, log=print) -> dict:
         synth_ds = CropDataset([{"path": cfg.synth, "format": "synth"}], crop_height=cfg.crop, crop_width=cfg.crop,
                                right_extra=128, samples_per_epoch=1 << 30, seed=cfg.seed + 7,
                                augment=AugmentConfig(vflip=0.5, hflip=0.5), cache_pairs=24)
-        log(f"synthetic data: {cfg.synth} ({len(synth_ds.loaders)} pairs), {100 * cfg.synth_ratio:.0f} % of the steps, weight {cfg.synth_weight}")
+        log(f"synthetic data: {cfg.synth} ({len(synth_ds.loaders)} pairs), {100 * cfg.effective_synth_ratio:.0f} % of the steps, weight {cfg.synth_weight}")
 
     # --- optimisation --------------------------------------------------------------------
     loss_cfg = LossConfig(bce_weight=cfg.bce_weight if mlp is not None else 0.0, hinge_weight=cfg.hinge_weight, margin=cfg.margin)
@@ -305,7 +313,7 @@ def run_adapt(cfg: AdaptConfig, log=print) -> dict:
                            train_seconds / budget_total if math.isfinite(budget_total) and budget_total > 0 else 0.0)
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * _lr_factor(step, progress, cfg.warmup_steps)
-            is_synth = synth_ds is not None and math.floor((step + 1) * cfg.synth_ratio) > math.floor(step * cfg.synth_ratio)
+            is_synth = synth_ds is not None and math.floor((step + 1) * cfg.effective_synth_ratio) > math.floor(step * cfg.effective_synth_ratio)
             if is_synth:
                 batch = torch.utils.data.default_collate([synth_ds[step * cfg.batch_size + j] for j in range(cfg.batch_size)])
                 u_min, weight, kind = cfg.u_min, cfg.synth_weight, "synth"
