@@ -107,7 +107,8 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
             let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
             let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
             let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
-            let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, quiet)?;
+            let budget = memory_budget(args)?;
+            let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
             report["runtime_choice"] = choice;
             let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
@@ -177,7 +178,8 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                 }
                 let runtime = runtime.as_ref().expect("built just above");
                 let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-                let (learned, report) = build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), quiet)?;
+                let (learned, report) =
+                    build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), budget, quiet)?;
                 models.push(json!({ "model": report }));
                 learned
             }
@@ -251,17 +253,26 @@ fn build_learned(
     runtime: &dyn Runtime,
     tiling: Tiling,
     mlp: MlpOptions,
+    budget: u64,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let bundle = ModelBundle::open(dir)?;
     if !quiet {
         note!("deepsim: model {} on {}", dir.display(), runtime.name());
     }
-    let mut learned = Learned::new(&bundle, runtime, head, tiling)?.with_mlp_top_k(mlp.top_k);
+    // Feature windows sized so that the extractor's activations fit the memory budget.
+    let mut learned = Learned::new(&bundle, runtime, head, tiling)?
+        .with_mlp_top_k(mlp.top_k)
+        .with_working_memory(pipeline::backend_working_share(budget));
     if mlp.onnx {
         learned = learned.with_onnx_mlp();
     }
-    let mut report = json!({ "bundle": bundle, "runtime": runtime.name(), "head": learned.head() });
+    let mut report = json!({
+        "bundle": bundle,
+        "runtime": runtime.name(),
+        "head": learned.head(),
+        "feature_tiling": learned.tiling(),
+    });
     if let Some(engine) = learned.mlp_engine() {
         report["mlp"] = json!({ "engine": engine, "top_k": mlp.top_k, "macs_per_candidate": learned.mlp_macs_per_candidate() });
     }

@@ -70,11 +70,12 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
                 let bundle = ModelBundle::open(&dir)?;
                 let head = if *mlp { Head::Mlp } else { Head::Cosine };
                 let learned = Learned::new(&bundle, runtime.as_ref(), Some(head), tiling)
-                    .with_context(|| format!("FileModeleParams '{params}' → {}", dir.display()))?;
+                    .with_context(|| format!("FileModeleParams '{params}' → {}", dir.display()))?
+                    .with_working_memory(pipeline::backend_working_share(budget));
                 if !quiet {
                     note!("deepsim: {params} → model {} ({head:?} head) on {}", dir.display(), runtime.name());
                 }
-                models.push(json!({ "params": params, "bundle": bundle, "head": head }));
+                models.push(json!({ "params": params, "bundle": bundle, "head": head, "feature_tiling": learned.tiling() }));
                 Box::new(learned)
             }
         });

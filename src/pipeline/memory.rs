@@ -70,7 +70,17 @@ pub(super) fn tile_bytes(outer: Region, entries: usize, right_columns: usize, ba
     let right_pixels = (right_columns * outer.height()) as u64;
     // Intervals are widened to whole SIMD registers: up to 15 more candidates per pixel.
     let candidates = entries as u64 + 15 * pixels;
-    candidates * BYTES_PER_ENTRY + pixels * BYTES_PER_TILE_PX + (pixels + right_pixels) * backend.bytes_per_pixel() as u64
+    candidates * BYTES_PER_ENTRY
+        + pixels * BYTES_PER_TILE_PX
+        + (pixels + right_pixels) * backend.bytes_per_pixel() as u64
+        + backend.working_bytes(outer.width().max(right_columns), outer.height())
+}
+
+/// What a similarity may hold whatever the tile size ([`Similarity::working_bytes`], e.g. a
+/// feature extractor's activations on one window) under a budget of `total` bytes: half of
+/// what one tile may hold, the other half going to the tile's own data.
+pub fn backend_working_share(total: u64) -> u64 {
+    Budget::new(total).tile_bytes() / 2
 }
 
 /// Rows per band when reading inputs `width` pixels wide under `budget`.

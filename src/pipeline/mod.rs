@@ -17,7 +17,7 @@ use crate::similarity::{LevelPair, Similarity};
 use crate::tiles::{tiles, Region, Tile, TileParams};
 
 pub use input::{load_pair, InputImage, InputReport};
-pub use memory::{default_budget, input_band_rows, parse_size, storage_for, MIN_BUDGET};
+pub use memory::{backend_working_share, default_budget, input_band_rows, parse_size, storage_for, MIN_BUDGET};
 use ndarray::{s, Array2, ArrayView2};
 use serde::Serialize;
 use std::borrow::Cow;

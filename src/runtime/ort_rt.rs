@@ -191,7 +191,9 @@ impl Ort {
         let mut builder = Session::builder(self.environment).map_err(|e| ort_error(path, "session builder", e))?;
         let id = self.options.device_id;
         let providers = match self.provider {
-            Provider::Cpu => vec![],
+            // No arena: it keeps the largest tile's activations (rounded up to powers of two)
+            // for the whole run; tiles of one size reuse the planned buffers anyway.
+            Provider::Cpu => vec![ep::CPU::default().with_arena_allocator(false).build()],
             Provider::Cuda => vec![ep::CUDA::default().with_device_id(id).build().error_on_failure()],
             Provider::TensorRt => {
                 let mut trt = ep::TensorRT::default().with_device_id(id).with_fp16(self.options.trt_fp16);

@@ -55,6 +55,11 @@ impl Similarity for Blend {
         // pixel by the pipeline through the cost volume itself).
         self.a.bytes_per_pixel() + self.b.bytes_per_pixel()
     }
+
+    fn working_bytes(&self, width: usize, height: usize) -> u64 {
+        // Prepared side by side.
+        self.a.working_bytes(width, height) + self.b.working_bytes(width, height)
+    }
 }
 
 struct BlendPair<'a> {

@@ -148,6 +148,33 @@ impl Learned {
         })
     }
 
+    /// Shrinks the feature tiles so that the extractor's activations on one window (both
+    /// images' when they are embedded side by side) stay within `bytes`; the margins are kept
+    /// (they make tiles exact), so small budgets cost more compute, never accuracy. Tiles do
+    /// not go below 32 px (plus margins): a budget too small for that is overrun, and said so
+    /// by [`Learned::working_bytes`] in the tile accounting.
+    pub fn with_working_memory(mut self, bytes: u64) -> Self {
+        let m = self.pad_multiple;
+        let per_window_px = self.activation_bytes_per_px() as u64;
+        let side = ((bytes / per_window_px.max(1)) as f64).sqrt() as usize;
+        let fitting = side.saturating_sub(2 * self.tiling.margin_px) / m * m;
+        let floor = 32usize.div_ceil(m) * m;
+        self.tiling.tile_px = self.tiling.tile_px.min(fitting.max(floor));
+        self
+    }
+
+    /// The feature tiling in use (after [`Learned::with_working_memory`]).
+    pub fn tiling(&self) -> Tiling {
+        self.tiling
+    }
+
+    /// Activation bytes per pixel of a feature window, for both images when they are embedded
+    /// at the same time.
+    fn activation_bytes_per_px(&self) -> usize {
+        let one = ACTIVATION_BYTES_PER_PX_PER_CHANNEL * self.embedding_dim;
+        if self.features.uses_all_cores() { one } else { 2 * one }
+    }
+
     /// The MLP head only on each pixel's `k` best cosine candidates (0, the default: on all).
     pub fn with_mlp_top_k(mut self, k: usize) -> Self {
         self.mlp_top_k = k;
@@ -298,13 +325,18 @@ impl Similarity for Learned {
         self.name.clone()
     }
 
-    /// The embedding (f16 per channel), the rows being compared, and the feature extractor's
-    /// activations while it runs (estimated per channel of the embedding; halved when the two
-    /// images are embedded one after the other).
+    /// The embedding (f16 per channel) and the rows being compared.
     fn bytes_per_pixel(&self) -> usize {
-        let activations = ACTIVATION_BYTES_PER_PX_PER_CHANNEL * self.embedding_dim;
-        let held = if self.features.uses_all_cores() { activations / 2 } else { activations };
-        2 * self.embedding_dim + 32 + held
+        2 * self.embedding_dim + 32
+    }
+
+    /// The feature extractor's activations on its largest window (tile plus margins, within
+    /// the padded image; both images' when they are embedded side by side).
+    fn working_bytes(&self, width: usize, height: usize) -> u64 {
+        let side = self.tiling.tile_px + 2 * self.tiling.margin_px;
+        let m = self.pad_multiple;
+        let (w, h) = (side.min(width.div_ceil(m) * m), side.min(height.div_ceil(m) * m));
+        (w * h) as u64 * self.activation_bytes_per_px() as u64
     }
 
     fn prepare<'a>(&'a self, pair: LevelPair<'a>) -> Result<Box<dyn PairCosts + 'a>> {

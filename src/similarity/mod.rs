@@ -62,6 +62,13 @@ pub trait Similarity: Send + Sync {
     fn bytes_per_pixel(&self) -> usize {
         16
     }
+
+    /// Bytes [`Similarity::prepare`] holds besides its per-pixel data for images of at most
+    /// `width × height` (e.g. a feature extractor's activations on its largest window).
+    fn working_bytes(&self, width: usize, height: usize) -> u64 {
+        let _ = (width, height);
+        0
+    }
 }
 
 /// Costs of one prepared image pair.

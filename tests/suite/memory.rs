@@ -76,3 +76,32 @@ fn a_budget_too_small_is_refused_with_the_minimum() {
         assert!(!dir.path().join("out/run.json").exists());
     }
 }
+
+/// A learned run under a small budget: the feature windows shrink to fit the extractor's
+/// activations into it (run.json says so) and, their margins being kept, the map is the one of
+/// the default budget.
+#[test]
+fn a_learned_run_sizes_its_feature_tiles_from_the_budget_and_keeps_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(5, 320, 200);
+    write_tiff_f32(&dir.path().join("l.tif"), &scene.pair.left).unwrap();
+    write_tiff_f32(&dir.path().join("r.tif"), &scene.pair.right).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/msaff_tiny");
+    let model = model.to_str().unwrap();
+    let learned = ["--model", model, "--head", "cosine", "--runtime", "tract"];
+    let tiling = |report: &serde_json::Value| report["models"][0]["model"]["feature_tiling"]["tile_px"].as_u64().unwrap();
+
+    let free = run(dir.path(), "free", &[&learned[..], &["--max-memory", "8G"]].concat());
+    assert_eq!(tiling(&free), 1024, "8 GB leaves the default feature tile");
+    let bounded = run(dir.path(), "bounded", &[&learned[..], &["--max-memory", "192M"]].concat());
+    assert!(tiling(&bounded) < 320, "192 MB must split the 320 px image into feature tiles: {}", tiling(&bounded));
+    let peak = bounded["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < 192 << 20, "peak {} MB over the 192 MB budget", peak >> 20);
+
+    let a = read_disparity(&dir.path().join("free/disparity.tif")).unwrap();
+    let b = read_disparity(&dir.path().join("bounded/disparity.tif")).unwrap();
+    let same = a.values.iter().zip(&b.values).filter(|(x, y)| x.to_bits() == y.to_bits()).count();
+    // Tiled features equal whole-image ones to 1e-5 (tests/suite/learned.rs); rounding to f16
+    // may flip a last bit, hence not quite every pixel.
+    assert!(same as f64 >= 0.999 * a.values.len() as f64, "{same} of {} pixels equal", a.values.len());
+}
