@@ -5,6 +5,7 @@
 //! reports every problem at once, each naming its file and the fix, so that a model exported
 //! wrongly is caught here rather than as a shape error deep inside a runtime.
 
+mod graph_limits;
 mod mlp_weights;
 
 pub use mlp_weights::{read_mlp, Dense, MlpWeights};
@@ -220,6 +221,7 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
             problems.push(format!("{at}: {} {kind}s {names:?}; the contract requires exactly {}", found.len(), wanted.len()));
         }
     };
+    problems.extend(graph_limits::oversized_constant_tensors(graph).into_iter().map(|p| format!("{at}: {p}")));
     check_tensors("input", &inputs, role.inputs(), problems);
     let outputs: Vec<_> = graph.output.iter().collect();
     check_tensors("output", &outputs, role.outputs(), problems);

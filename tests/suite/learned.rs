@@ -147,6 +147,38 @@ fn set_meta(model: &mut ModelProto, key: &str, value: Option<&str>) {
     }
 }
 
+/// Adds `ConstantOfShape([1, 1, 65536, 65536])` (16 GiB of f32) to the graph, added to the
+/// features so that no runtime prunes it.
+fn add_huge_constant(model: &mut ModelProto) {
+    use tract_onnx::pb::{tensor_proto::DataType, NodeProto, TensorProto};
+    let graph = model.graph.as_mut().unwrap();
+    graph.initializer.push(TensorProto {
+        name: "huge_shape".into(),
+        dims: vec![4],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![1, 1, 65536, 65536],
+        ..Default::default()
+    });
+    let node = |name: &str, op: &str, inputs: &[&str], output: &str| NodeProto {
+        name: name.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    };
+    let out = graph.output[0].name.clone();
+    for n in graph.node.iter_mut() {
+        for o in n.output.iter_mut() {
+            if *o == out {
+                *o = "features_before".into();
+            }
+        }
+    }
+    graph.node.push(node("huge", "ConstantOfShape", &["huge_shape"], "huge_zeros"));
+    graph.node.push(node("huge_sum", "ReduceMax", &["huge_zeros"], "huge_max"));
+    graph.node.push(node("huge_add", "Add", &["features_before", "huge_max"], &out));
+}
+
 #[test]
 fn contract_violations_each_give_their_own_error() {
     let root = tempfile::tempdir().unwrap();
@@ -168,6 +200,11 @@ fn contract_violations_each_give_their_own_error() {
             }),
             "'deepsim.embedding_dim' = 100000000 is out of range",
         ),
+        // Issue #16 item 13: no metadata at all.
+        ("bare", Box::new(|f, _| f.metadata_props.clear()), "metadata key 'deepsim.contract' missing"),
+        // Issue #16 item 4: a constant-shaped tensor of 2^32 values, which runtimes allocate
+        // (or fold at load time) whatever the image.
+        ("huge_constant", Box::new(|f, _| add_huge_constant(f)), "node 'huge' (ConstantOfShape) makes a tensor of shape [1, 1, 65536, 65536]"),
         ("future", Box::new(|f, _| set_meta(f, "deepsim.contract", Some("7"))), "contract version 7; this build of deepsim reads versions 1–1"),
         ("role", Box::new(|f, _| set_meta(f, "deepsim.role", Some("mlp"))), "declares deepsim.role 'mlp'"),
         (

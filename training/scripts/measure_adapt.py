@@ -55,7 +55,10 @@ def match(engine: Path, left: Path, right: Path, out: Path, lo: int, hi: int, *,
     args = [str(engine), "--threads", str(threads), "--quiet", "match", "--left", str(left), "--right", str(right), "--out", str(out),
             "--disp-min", str(lo), "--disp-max", str(hi)]
     if bundle is not None:
-        args += ["--model", str(bundle), "--head", head, "--runtime", RUNTIME]
+        # "cosine" / "mlp": the learned cost alone; "cosine+census" / "mlp+census": the engine's
+        # default blend (--learned-weight 0.5 with census on the learned levels).
+        net, blended = head.split("+")[0], head.endswith("+census")
+        args += ["--model", str(bundle), "--head", net, "--runtime", RUNTIME, "--learned-weight", "0.5" if blended else "1"]
     if stamp.is_file() and json.loads(stamp.read_text())["args"] == args and disp.is_file():
         return disp, json.loads(stamp.read_text())["seconds"]
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ def methods(bundles: list[Path], heads: list[str]) -> list[tuple[str, Path | Non
     out = [("census", None, None)]
     for b in bundles:
         for h in heads:
-            if h == "mlp" and not (b / "mlp.onnx").exists():
+            if h.startswith("mlp") and not (b / "mlp.onnx").exists():
                 continue
             out.append((f"{b.name} {h}", b, h))
     return out
@@ -101,7 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="work/output folder (engine runs are cached there)")
     ap.add_argument("--engine")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--heads", nargs="+", default=["cosine", "mlp"])
+    ap.add_argument("--heads", nargs="+", default=["cosine", "mlp"],
+                    help="cosine, mlp (the learned cost alone), cosine+census, mlp+census (the engine's default blend)")
     ap.add_argument("--runtime", default="ort" if os.environ.get("ORT_DYLIB_PATH") else "tract",
                     help="engine runtime for the bundles (default: ort when ORT_DYLIB_PATH is set, else tract)")
     ap.add_argument("--synth-val", help="held-out synth-val folder (seed 2002) for JP")
