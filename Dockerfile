@@ -15,7 +15,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/build \
-    && /opt/build/bin/pip install --no-cache-dir maturin==1.16.0 setuptools==80.9.0 wheel==0.45.1
+    && /opt/build/bin/pip install --no-cache-dir maturin==1.16.0 setuptools==84.2.1 wheel==0.48.0
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin deepsim --bin MMVII \
