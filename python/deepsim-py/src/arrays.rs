@@ -24,7 +24,12 @@ pub struct Input {
 
 /// Copies `array` (2-D uint8, uint16 or float32) and `mask` (2-D bool, same shape) out of
 /// Python; samples equal to `nodata` and NaN samples are invalid.
-pub fn input(name: &'static str, array: &Bound<'_, PyAny>, mask: Option<&Bound<'_, PyAny>>, nodata: Option<f32>) -> anyhow::Result<Input> {
+pub fn input(
+    name: &'static str,
+    array: &Bound<'_, PyAny>,
+    mask: Option<&Bound<'_, PyAny>>,
+    nodata: Option<f32>,
+) -> anyhow::Result<Input> {
     let (values, format) = if let Ok(a) = array.extract::<PyReadonlyArray2<u8>>() {
         (a.as_array().mapv(f32::from), SampleFormat::U8)
     } else if let Ok(a) = array.extract::<PyReadonlyArray2<u16>>() {
@@ -42,7 +47,10 @@ pub fn input(name: &'static str, array: &Bound<'_, PyAny>, mask: Option<&Bound<'
         None => None,
         Some(m) => {
             let m = m.extract::<PyReadonlyArray2<bool>>().map_err(|_| {
-                crate::errors::InvalidInput(format!("{name}_mask: expected a 2-D array (non-zero = valid), got {}", describe(m)))
+                crate::errors::InvalidInput(format!(
+                    "{name}_mask: expected a 2-D array (non-zero = valid), got {}",
+                    describe(m)
+                ))
             })?;
             let m = m.as_array().to_owned();
             if m.dim() != values.dim() {
@@ -57,12 +65,24 @@ pub fn input(name: &'static str, array: &Bound<'_, PyAny>, mask: Option<&Bound<'
             Some(m)
         }
     };
-    Ok(Input { name, raster: Raster { values, valid, format }, mask })
+    Ok(Input {
+        name,
+        raster: Raster {
+            values,
+            valid,
+            format,
+        },
+        mask,
+    })
 }
 
 /// `type(x)` and, for an array, its dtype and shape, for error messages.
 fn describe(x: &Bound<'_, PyAny>) -> String {
-    let kind = x.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+    let kind = x
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
     match (x.getattr("dtype"), x.getattr("shape")) {
         (Ok(dtype), Ok(shape)) => format!("{kind} of dtype {dtype} and shape {shape}"),
         _ => kind,
@@ -110,7 +130,15 @@ pub fn unit_pair(left: Input, right: Input) -> anyhow::Result<Pair> {
 fn unit_pair_reported(left: Input, right: Input) -> anyhow::Result<(Pair, [Value; 2])> {
     let (left, left_valid, left_report) = left.to_unit()?;
     let (right, right_valid, right_report) = right.to_unit()?;
-    Ok((Pair { left, right, left_valid, right_valid }, [left_report, right_report]))
+    Ok((
+        Pair {
+            left,
+            right,
+            left_valid,
+            right_valid,
+        },
+        [left_report, right_report],
+    ))
 }
 
 /// What runs without the GIL: the CLI's job with its configuration resolved for the pair.
@@ -129,7 +157,11 @@ pub struct Run {
 
 /// Runs the CLI's job on the arrays: disparity (NaN = no value), confidence and the report,
 /// with run.json's fields (inputs described as arrays, no output files).
-pub fn run_job(job: Run, left: Input, right: Input) -> anyhow::Result<(Array2<f32>, Array2<f32>, Value)> {
+pub fn run_job(
+    job: Run,
+    left: Input,
+    right: Input,
+) -> anyhow::Result<(Array2<f32>, Array2<f32>, Value)> {
     let (pair, [left_report, right_report]) = unit_pair_reported(left, right)?;
     let size = |a: &Array2<f32>| (a.ncols(), a.nrows());
     let (size_left, size_right) = (size(&pair.left), size(&pair.right));

@@ -56,7 +56,9 @@ fn class_name(err: &anyhow::Error) -> &'static str {
 /// `err` as the Python exception of its class, with the whole chain as message.
 pub fn to_py(py: Python<'_>, err: anyhow::Error) -> PyErr {
     let message = format!("{err:#}");
-    let class = py.import("deepsim.errors").and_then(|m| m.getattr(class_name(&err)));
+    let class = py
+        .import("deepsim.errors")
+        .and_then(|m| m.getattr(class_name(&err)));
     match class.and_then(|c| c.call1((message.clone(),))) {
         Ok(exception) => PyErr::from_value(exception),
         // The package is broken (no deepsim.errors): still raise, with the message.

@@ -48,7 +48,8 @@ use std::sync::Arc;
 /// Parses a `deepsim match …` argument list (first item: the program name) with the CLI's
 /// parser; a `--help`/`--version` request or a parse error becomes an error with clap's text.
 fn parse_match(argv: &[String]) -> anyhow::Result<(MatchArgs, bool, Option<usize>)> {
-    let cli = Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!(errors::ClapMessage(e.to_string())))?;
+    let cli = Cli::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!(errors::ClapMessage(e.to_string())))?;
     match cli.command {
         Command::Match(args) => Ok((*args, cli.quiet, cli.threads)),
         _ => anyhow::bail!("internal: expected a `match` argument list"),
@@ -66,7 +67,9 @@ fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> any
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| anyhow::anyhow!("threads={n}: cannot start that many worker threads: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("threads={n}: cannot start that many worker threads: {e}")
+                })?;
             Ok(pool.install(f))
         }
     }
@@ -89,11 +92,18 @@ impl NativeModel {
     fn new(py: Python<'_>, argv: Vec<String>, options: Vec<String>) -> PyResult<Self> {
         let (args, quiet, _) = parse_match(&argv).map_err(|e| errors::to_py(py, e))?;
         let Some(dir) = args.model.clone() else {
-            return Err(errors::to_py(py, anyhow::anyhow!(errors::ClapMessage("Model: give the bundle folder".into()))));
+            return Err(errors::to_py(
+                py,
+                anyhow::anyhow!(errors::ClapMessage("Model: give the bundle folder".into())),
+            ));
         };
         let built = py.detach(|| cli::match_cmd::build_model(&dir, &args, quiet));
         let (backend, report) = built.map_err(|e| errors::to_py(py, e))?;
-        Ok(NativeModel { backend: Arc::from(backend), report, options })
+        Ok(NativeModel {
+            backend: Arc::from(backend),
+            report,
+            options,
+        })
     }
 
     /// The model's description (as in run.json's `models`), a JSON string.
@@ -138,7 +148,12 @@ fn job<'a>(
     quiet: bool,
     model: Option<&NativeModel>,
 ) -> anyhow::Result<cli::match_cmd::Job<'a>> {
-    let prebuilt = model.map(|m| (Box::new(Shared(m.backend.clone())) as Box<dyn Similarity>, m.report.clone()));
+    let prebuilt = model.map(|m| {
+        (
+            Box::new(Shared(m.backend.clone())) as Box<dyn Similarity>,
+            m.report.clone(),
+        )
+    });
     cli::match_cmd::job_with_model(args, quiet, prebuilt)
 }
 
@@ -164,10 +179,20 @@ fn match_arrays<'py>(
     let job = job(&args, quiet, model.as_deref()).map_err(e)?;
     // The configuration closure is not Send: resolved here, with the GIL (it is quick).
     let config = (job.config)((left.size(), right.size())).map_err(e)?;
-    let run = arrays::Run { config, backends: job.backends, models: job.models, plugin: job.plugin, nodata: job.nodata };
+    let run = arrays::Run {
+        config,
+        backends: job.backends,
+        models: job.models,
+        plugin: job.plugin,
+        nodata: job.nodata,
+    };
     let run = py.detach(move || in_pool(threads, move || arrays::run_job(run, left, right))?);
     let (disparity, confidence, report) = run.map_err(e)?;
-    Ok((disparity.into_pyarray(py), confidence.into_pyarray(py), report.to_string()))
+    Ok((
+        disparity.into_pyarray(py),
+        confidence.into_pyarray(py),
+        report.to_string(),
+    ))
 }
 
 /// The cost volume of the backend `deepsim match` would use at full resolution (the learned
@@ -189,13 +214,19 @@ fn cost_volume<'py>(
     let e = |err| errors::to_py(py, err);
     let (args, quiet, threads) = parse_match(&argv).map_err(e)?;
     let (Some(disp_min), Some(disp_max)) = (args.disp_min, args.disp_max) else {
-        return Err(e(anyhow::anyhow!(errors::ClapMessage("cost_volume: give disp_min and disp_max".into()))));
+        return Err(e(anyhow::anyhow!(errors::ClapMessage(
+            "cost_volume: give disp_min and disp_max".into()
+        ))));
     };
     let nodata = args.nodata;
     let left = arrays::input("left", left, left_mask, nodata).map_err(e)?;
     let right = arrays::input("right", right, right_mask, nodata).map_err(e)?;
     let job = job(&args, quiet, model.as_deref()).map_err(e)?;
-    let backend = job.backends.into_iter().last().expect("the classical backend is always there");
+    let backend = job
+        .backends
+        .into_iter()
+        .last()
+        .expect("the classical backend is always there");
     let run = py.detach(move || {
         in_pool(threads, move || -> anyhow::Result<Array3<f32>> {
             let pair = arrays::unit_pair(left, right)?;
@@ -206,7 +237,12 @@ fn cost_volume<'py>(
 }
 
 /// Fills the full-range cost volume of `pair` with `backend` (see [`cost_volume`]).
-fn volume(pair: &Pair, backend: &dyn Similarity, disp_min: i32, disp_max: i32) -> deepsim::Result<Array3<f32>> {
+fn volume(
+    pair: &Pair,
+    backend: &dyn Similarity,
+    disp_min: i32,
+    disp_max: i32,
+) -> deepsim::Result<Array3<f32>> {
     use deepsim::cost::{COST_ONE, Intervals, fill_volume};
     if disp_min > disp_max {
         return Err(deepsim::Error::invalid_parameter(format!(
@@ -216,7 +252,12 @@ fn volume(pair: &Pair, backend: &dyn Similarity, disp_min: i32, disp_max: i32) -
     let (h, w) = pair.left.dim();
     let (_, right_width) = pair.right.dim();
     let intervals = Intervals::uniform(w, h, disp_min, disp_max)?;
-    let level = LevelPair { left: &pair.left, right: &pair.right, left_valid: &pair.left_valid, right_valid: &pair.right_valid };
+    let level = LevelPair {
+        left: &pair.left,
+        right: &pair.right,
+        left_valid: &pair.left_valid,
+        right_valid: &pair.right_valid,
+    };
     let costs = fill_volume(backend.prepare(level)?.as_ref(), &intervals)?;
     let n = (disp_max - disp_min + 1) as usize;
     let mut out = Array3::from_elem((h, w, n), f32::NAN);
@@ -248,7 +289,10 @@ fn run_cli(py: Python<'_>, argv: Vec<String>, raise_errors: bool) -> PyResult<i3
     let cli = match parsed {
         Ok(cli) => cli,
         Err(err) if raise_errors && err.use_stderr() => {
-            return Err(errors::to_py(py, anyhow::anyhow!(errors::ClapMessage(err.to_string()))));
+            return Err(errors::to_py(
+                py,
+                anyhow::anyhow!(errors::ClapMessage(err.to_string())),
+            ));
         }
         Err(err) => {
             let _ = err.print();
@@ -258,7 +302,10 @@ fn run_cli(py: Python<'_>, argv: Vec<String>, raise_errors: bool) -> PyResult<i3
     // The CLI's --threads sets the global pool, which a process can do once: the binding
     // runs in a local pool instead.
     let threads = cli.threads;
-    let cli = Cli { threads: None, ..cli };
+    let cli = Cli {
+        threads: None,
+        ..cli
+    };
     let result = py.detach(move || in_pool(threads, move || cli::run_parsed(cli))?);
     match result {
         Ok(()) => Ok(0),
