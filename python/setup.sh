@@ -25,6 +25,7 @@ fi
 # The package itself, from this tree, each time (the README's `pip install .`; maturin is
 # already in the venv, so no isolated build environment is downloaded).
 cd "$ROOT"
+export PATH="$VENV/bin:$PATH"  # maturin's build backend runs the `maturin` of the venv
 start=$(date +%s)
 "$VENV/bin/python" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall .
 "$VENV/bin/python" -m pip install --quiet --no-build-isolation --no-deps --force-reinstall ./python/pandora_plugin_deepsim

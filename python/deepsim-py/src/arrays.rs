@@ -96,7 +96,7 @@ impl Input {
     }
 
     /// The image in [0, 1] and its validity (file validity and mask), and its report entry.
-    fn to_unit(self) -> anyhow::Result<(Array2<f32>, Array2<bool>, Value)> {
+    fn into_unit(self) -> anyhow::Result<(Array2<f32>, Array2<bool>, Value)> {
         let (lo, hi) = self.raster.unit_range();
         let mut valid = self.raster.valid;
         if let Some(mask) = &self.mask {
@@ -128,8 +128,8 @@ pub fn unit_pair(left: Input, right: Input) -> anyhow::Result<Pair> {
 }
 
 fn unit_pair_reported(left: Input, right: Input) -> anyhow::Result<(Pair, [Value; 2])> {
-    let (left, left_valid, left_report) = left.to_unit()?;
-    let (right, right_valid, right_report) = right.to_unit()?;
+    let (left, left_valid, left_report) = left.into_unit()?;
+    let (right, right_valid, right_report) = right.into_unit()?;
     Ok((
         Pair {
             left,
