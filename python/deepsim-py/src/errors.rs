@@ -14,7 +14,9 @@ pub struct InvalidInput(pub String);
 
 impl std::fmt::Display for ClapMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.trim_end())
+        // clap's "error: " prefix is the command line's; the exception's class says it.
+        let text = self.0.trim_end();
+        f.write_str(text.strip_prefix("error: ").unwrap_or(text))
     }
 }
 
