@@ -36,25 +36,26 @@ type ConfigFor<'a> = Box<dyn FnOnce(Sizes) -> anyhow::Result<MatchConfig> + 'a>;
 pub type Sizes = ((usize, usize), (usize, usize));
 
 /// A run to execute: inputs, outputs, configuration and backends, from the command line or a
-/// `<DeepsimMatch>` file.
-struct Job<'a> {
-    left: PathBuf,
-    right: PathBuf,
-    left_mask: Option<PathBuf>,
-    right_mask: Option<PathBuf>,
-    nodata: Option<f32>,
-    out: PathBuf,
+/// `<DeepsimMatch>` file. The Python binding (python/deepsim-py, which compiles this module too)
+/// builds one from the same arguments and runs it on arrays in memory.
+pub(crate) struct Job<'a> {
+    pub(crate) left: PathBuf,
+    pub(crate) right: PathBuf,
+    pub(crate) left_mask: Option<PathBuf>,
+    pub(crate) right_mask: Option<PathBuf>,
+    pub(crate) nodata: Option<f32>,
+    pub(crate) out: PathBuf,
     /// Folder of the scratch files (default: `out`).
-    scratch: Option<PathBuf>,
+    pub(crate) scratch: Option<PathBuf>,
     /// The configuration, given the pair (command-line defaults depend on the image size).
-    config: ConfigFor<'a>,
-    backends: Vec<Box<dyn Similarity>>,
+    pub(crate) config: ConfigFor<'a>,
+    pub(crate) backends: Vec<Box<dyn Similarity>>,
     /// The models used, for the report.
-    models: Vec<serde_json::Value>,
+    pub(crate) models: Vec<serde_json::Value>,
     /// The plugin used, for the report.
-    plugin: Option<serde_json::Value>,
+    pub(crate) plugin: Option<serde_json::Value>,
     /// The memory budget, which also bounds what the readers allocate for one file.
-    budget: u64,
+    pub(crate) budget: u64,
 }
 
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
@@ -83,6 +84,16 @@ fn root_element(path: &Path) -> anyhow::Result<String> {
 }
 
 fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
+    job_with_model(args, quiet, None)
+}
+
+/// The job of `args`; with `--model`, `prebuilt` (a backend of [`build_model`] and its report)
+/// serves instead of loading the bundle again (the Python binding's `deepsim.Model`).
+pub(crate) fn job_with_model(
+    args: &MatchArgs,
+    quiet: bool,
+    prebuilt: Option<(Box<dyn Similarity>, serde_json::Value)>,
+) -> anyhow::Result<Job<'_>> {
     let (Some(left), Some(right), Some(out)) = (&args.left, &args.right, &args.out) else {
         bail!("give --left, --right and --out (or a configuration file)");
     };
@@ -98,18 +109,10 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
     let mut models = Vec::new();
     match &args.model {
         Some(dir) => {
-            let device = super::runtime::DeviceArgs {
-                device: args.device,
-                device_id: args.device_id,
-                trt_cache: args.trt_cache.clone(),
-                trt_fp16: args.trt_fp16,
+            let (learned, report) = match prebuilt {
+                Some(built) => built,
+                None => build_model(dir, args, quiet)?,
             };
-            let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
-            let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-            let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
-            let budget = memory_budget(args)?;
-            let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
-            report["runtime_choice"] = choice;
             let learned = blend_with_classical(learned, args)?;
             backends.push(learned);
             models.push(json!({ "model": report, "learned_levels": args.learned_levels, "learned_weight": learned_weight(args) }));
@@ -139,6 +142,24 @@ fn job_from_args(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
         plugin,
         budget,
     })
+}
+
+/// The learned backend of `--model DIR` with the runtime, device, tiling and MLP options of
+/// `args`, and its description for the report.
+pub(crate) fn build_model(dir: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
+    let device = super::runtime::DeviceArgs {
+        device: args.device,
+        device_id: args.device_id,
+        trt_cache: args.trt_cache.clone(),
+        trt_fp16: args.trt_fp16,
+    };
+    let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
+    let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+    let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
+    let budget = memory_budget(args)?;
+    let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
+    report["runtime_choice"] = choice;
+    Ok((learned, report))
 }
 
 fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'a>> {

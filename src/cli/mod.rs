@@ -1,11 +1,11 @@
 //! Command-line front end: parses arguments, resolves them into the library's validated
 //! configuration, runs, and writes outputs. Only this layer uses `anyhow`.
 
-mod args;
+pub(crate) mod args;
 mod check_model_cmd;
 mod eval_cmd;
 mod maps;
-mod match_cmd;
+pub(crate) mod match_cmd;
 mod micmac_cmd;
 mod mmvii_cmd;
 mod progress;
@@ -21,7 +21,11 @@ const MAX_THREADS: usize = 1024;
 
 /// Parses the command line and runs the chosen command.
 pub fn run() -> anyhow::Result<()> {
-    let cli = args::Cli::parse();
+    run_parsed(args::Cli::parse())
+}
+
+/// Runs a parsed command line (the Python binding parses its own argument list).
+pub(crate) fn run_parsed(cli: args::Cli) -> anyhow::Result<()> {
     if let Some(threads) = cli.threads {
         if !(1..=MAX_THREADS).contains(&threads) {
             anyhow::bail!("--threads {threads} (or DEEPSIM_THREADS): give 1 to {MAX_THREADS} worker threads (default: all cores)");
