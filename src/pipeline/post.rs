@@ -7,7 +7,9 @@
 //! reaching the margin's edge from the band is large anyway; the median needs one row more.
 //! Background filling works along rows, which bands keep whole.
 
-use super::{Fill, MatchConfig, RowSink, StepGrids};
+use super::config::{Fill, MatchConfig};
+use super::driver::RowSink;
+use super::level::StepGrids;
 use crate::disparity::{fill_background, median3, remove_small_regions};
 use crate::error::Result;
 use crate::grid::Grid;
