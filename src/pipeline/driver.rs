@@ -9,6 +9,7 @@
 use super::config::{MatchConfig, Regularizer};
 use super::images::{Images, Pair};
 use super::level::{match_level, Keep, Search, StepGrids, TileContext};
+use super::products::Products;
 use super::progress::Progress;
 use super::report::{MatchOutput, RunSummary, StageTimes, StepOutput, StepReport};
 use super::{memory, post};
@@ -30,11 +31,28 @@ pub fn run(
     backends: &[&dyn Similarity],
     progress: &dyn Progress,
 ) -> Result<MatchOutput> {
+    run_in_memory(pair, config, backends, progress, false)
+}
+
+/// [`run`], with the confidence products ([`Products`]) in [`MatchOutput::products`].
+pub fn run_with_products(
+    pair: &Pair,
+    config: &MatchConfig,
+    backends: &[&dyn Similarity],
+    progress: &dyn Progress,
+) -> Result<MatchOutput> {
+    run_in_memory(pair, config, backends, progress, true)
+}
+
+fn run_in_memory(
+    pair: &Pair,
+    config: &MatchConfig,
+    backends: &[&dyn Similarity],
+    progress: &dyn Progress,
+    products: bool,
+) -> Result<MatchOutput> {
     config.validate(pair, backends.len())?;
-    let mut sink = Collect {
-        disparity: Array2::zeros(pair.left.dim()),
-        confidence: Array2::zeros(pair.left.dim()),
-    };
+    let mut sink = Collect::new(pair.left.dim(), products);
     let summary = run_streamed(Images::borrowed(pair), config, backends, &Storage::Memory, progress, &mut sink)?;
     let steps = summary
         .steps
@@ -57,6 +75,7 @@ pub fn run(
         lr_rejected: summary.lr_rejected,
         small_regions_removed: summary.small_regions_removed,
         filled: summary.filled,
+        products: sink.products,
     })
 }
 
@@ -64,12 +83,31 @@ pub fn run(
 pub trait RowSink {
     /// Rows `first_row ..` of the disparity (NaN = no value) and the confidence.
     fn rows(&mut self, first_row: usize, disparity: ArrayView2<f32>, confidence: ArrayView2<f32>) -> Result<()>;
+
+    /// Whether the run computes the confidence products for this sink. By default not: they
+    /// cost time (a pass over the cost volume) and memory (six more maps).
+    fn wants_products(&self) -> bool {
+        false
+    }
+
+    /// Rows `first_row ..` of the confidence products, right after [`RowSink::rows`] gave the
+    /// same rows; called only when [`RowSink::wants_products`] says so.
+    fn product_rows(&mut self, _first_row: usize, _products: &Products) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Collects the rows into whole arrays.
 struct Collect {
     disparity: Array2<f32>,
     confidence: Array2<f32>,
+    products: Option<Products>,
+}
+
+impl Collect {
+    fn new(dim: (usize, usize), products: bool) -> Self {
+        Collect { disparity: Array2::zeros(dim), confidence: Array2::zeros(dim), products: products.then(|| Products::empty(dim)) }
+    }
 }
 
 impl RowSink for Collect {
@@ -77,6 +115,17 @@ impl RowSink for Collect {
         let rows = s![first_row..first_row + disparity.nrows(), ..];
         self.disparity.slice_mut(rows).assign(&disparity);
         self.confidence.slice_mut(rows).assign(&confidence);
+        Ok(())
+    }
+
+    fn wants_products(&self) -> bool {
+        self.products.is_some()
+    }
+
+    fn product_rows(&mut self, first_row: usize, products: &Products) -> Result<()> {
+        if let Some(all) = &mut self.products {
+            all.assign_rows(first_row, products);
+        }
         Ok(())
     }
 }
@@ -158,7 +207,8 @@ fn run_in_bands(
         let backend = backends[step.similarity];
         let last = index == last_step;
         let with_mask = matches!(step.regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. }));
-        let keep = Keep { confidence: last || config.keep_steps, masked: with_mask && (last || config.keep_steps), last };
+        let products = last && sink.wants_products();
+        let keep = Keep { confidence: last || config.keep_steps, masked: with_mask && (last || config.keep_steps), last, products };
         let mut result = StepGrids::new(w, h, keep, storage)?;
         let context = TileContext {
             images,
@@ -167,6 +217,7 @@ fn run_in_bands(
             regularizer: &step.regularizer,
             lr_check_px: if last { config.lr_check_px } else { None },
             level,
+            products,
         };
         let advance = |core_pixels: usize| progress.done((pixels_done + core_pixels as f64) / all_pixels);
         let tiles = match_level(&context, config.tiles, budget, &mut result, progress, &advance, &mut times)?;
@@ -198,7 +249,8 @@ fn run_in_bands(
 
         progress.stage(0, "filters");
         let t = Instant::now();
-        let band = bands(w, memory::POST_BYTES_PER_PX).min(h);
+        let post_bytes = memory::POST_BYTES_PER_PX + if products { memory::POST_PRODUCTS_BYTES_PER_PX } else { 0 };
+        let band = bands(w, post_bytes).min(h);
         let stats = post::finish(&result, &images.left_valid, config, band, sink)?;
         times.post += t.elapsed().as_secs_f64();
         if config.keep_steps {
@@ -284,14 +336,19 @@ mod tests {
         });
         for regularizer in [sgm(), micmac] {
             let cfg = config(regularizer);
-            let whole = run(&pair, &cfg, &[&census], &NoProgress).unwrap();
+            let whole = run_with_products(&pair, &cfg, &[&census], &NoProgress).unwrap();
             let dir = tempfile::tempdir().unwrap();
             let scratch = Storage::Scratch(dir.path().to_path_buf());
-            let mut sink = Collect { disparity: Array2::zeros(pair.left.dim()), confidence: Array2::zeros(pair.left.dim()) };
+            let mut sink = Collect::new(pair.left.dim(), true);
             let summary = run_in_bands(Images::borrowed(&pair), &cfg, &[&census], &scratch, &NoProgress, &mut sink, &|_, _| 7).unwrap();
             let same = |a: &Array2<f32>, b: &Array2<f32>| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same(&whole.disparity, &sink.disparity), "{regularizer:?}: disparity");
             assert!(same(&whole.confidence, &sink.confidence), "{regularizer:?}: confidence");
+            let (a, b) = (whole.products.as_ref().unwrap(), sink.products.as_ref().unwrap());
+            for (x, y) in a.maps().into_iter().zip(b.maps()) {
+                assert!(same(x, y), "{regularizer:?}: confidence products");
+            }
+            assert_eq!(a.validity, b.validity, "{regularizer:?}: validity");
             assert_eq!(
                 (whole.lr_rejected, whole.small_regions_removed, whole.filled),
                 (summary.lr_rejected, summary.small_regions_removed, summary.filled)

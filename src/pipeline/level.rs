@@ -5,6 +5,7 @@
 use super::config::Regularizer;
 use super::images::Images;
 use super::memory;
+use super::products::{ProductGrids, Products};
 use super::progress::Progress;
 use super::report::{StageTimes, StepMaps};
 use super::tile::match_tile;
@@ -25,6 +26,8 @@ pub(super) struct TileContext<'a> {
     pub(super) regularizer: &'a Regularizer,
     pub(super) lr_check_px: Option<f32>,
     pub(super) level: u32,
+    /// Compute the confidence products (the last step, when the sink wants them).
+    pub(super) products: bool,
 }
 
 /// Matches every tile of a level into `result`; returns the number of tiles matched. With a
@@ -46,7 +49,7 @@ pub(super) fn match_level(
     while let Some(tile) = pending.pop_front() {
         let bounds = TileBounds::new(context, tile.outer)?;
         if let Some(budget) = budget {
-            let need = memory::tile_bytes(tile.outer, bounds.entries(), bounds.right_columns(), context.backend);
+            let need = memory::tile_bytes(tile.outer, bounds.entries(), bounds.right_columns(), context.backend, context.products);
             if need > budget.tile_bytes() {
                 let parts = split(tile, overlap, w, h);
                 if parts.len() == 1 {
@@ -100,6 +103,15 @@ pub(super) enum Search<'a> {
 }
 
 impl Search<'_> {
+    /// The whole range, when the search is narrowed around a coarser result (so that an
+    /// interval bound inside it may clip the search).
+    pub(super) fn clip_range(&self) -> Option<(i32, i32)> {
+        match self {
+            Search::Range(_) => None,
+            Search::Around { range, .. } => Some(*range),
+        }
+    }
+
     /// Inclusive bounds of the pixels of `region` of a `width × height` level, row-major.
     pub(super) fn bounds(&self, width: usize, height: usize, region: Region) -> Result<(Vec<i32>, Vec<i32>)> {
         Ok(match self {
@@ -172,6 +184,8 @@ pub(super) struct Keep {
     pub(super) masked: bool,
     /// The last step: sub-pixel disparity and left-right rejections too.
     pub(super) last: bool,
+    /// The confidence products (`products`).
+    pub(super) products: bool,
 }
 
 /// A step's per-pixel results over its whole level, assembled from the tiles' cores.
@@ -182,6 +196,8 @@ pub(super) struct StepGrids {
     pub(super) masked: Option<Grid<'static, bool>>,
     /// Rejected by the left-right check.
     pub(super) rejected: Option<Grid<'static, bool>>,
+    /// The confidence products.
+    pub(super) products: Option<ProductGrids>,
     pub(super) entries: usize,
     pub(super) span: (i32, i32),
     pub(super) masked_count: usize,
@@ -198,6 +214,7 @@ impl StepGrids {
             confidence: optional(keep.confidence, w, h, storage)?,
             masked: optional(keep.masked, w, h, storage)?,
             rejected: optional(keep.last, w, h, storage)?,
+            products: keep.products.then(|| ProductGrids::new(w, h, storage)).transpose()?,
             entries: 0,
             span: (i32::MAX, i32::MIN),
             masked_count: 0,
@@ -225,6 +242,10 @@ impl StepGrids {
         if let Some(grid) = &mut self.rejected {
             grid.write(c.x0, c.y0, matched.rejected.slice(inner))?;
         }
+        if let (Some(grids), Some(products)) = (&mut self.products, &matched.products) {
+            let inner = Region { x0: c.x0 - o.x0, y0: c.y0 - o.y0, x1: c.x1 - o.x0, y1: c.y1 - o.y0 };
+            grids.write(c.x0, c.y0, products, inner)?;
+        }
         self.entries += matched.entries;
         self.span = (self.span.0.min(matched.span.0), self.span.1.max(matched.span.1));
         Ok(())
@@ -246,6 +267,7 @@ pub(super) struct TileResult {
     pub(super) winner: Winner,
     pub(super) masked: Option<Array2<bool>>,
     pub(super) rejected: Array2<bool>,
+    pub(super) products: Option<Products>,
     pub(super) entries: usize,
     pub(super) span: (i32, i32),
 }

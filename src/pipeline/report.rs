@@ -1,6 +1,7 @@
 //! What a run returns besides the final maps: per-step reports, timings, the counts of the
 //! checks and filters, and the per-step maps kept for MicMac-style outputs.
 
+use super::products::Products;
 use crate::grid::Grid;
 use ndarray::Array2;
 use serde::Serialize;
@@ -79,6 +80,8 @@ pub struct MatchOutput {
     pub small_regions_removed: usize,
     /// Pixels filled.
     pub filled: usize,
+    /// The confidence products, from [`super::run_with_products`] (`None` from [`super::run`]).
+    pub products: Option<Products>,
 }
 
 /// One step's maps at the step's resolution (kept with [`MatchConfig::keep_steps`]).

@@ -3,6 +3,7 @@
 
 use super::config::Regularizer;
 use super::level::{TileBounds, TileContext, TileResult};
+use super::products::{tile_products, TileFrame};
 use super::progress::Progress;
 use super::report::StageTimes;
 use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
@@ -78,6 +79,18 @@ pub(super) fn match_tile(
     // No information in the raw costs: no confidence, whatever the regulariser made of them.
     let flat = flat_costs(&volume.intervals, &volume.costs, right.ncols());
     ndarray::Zip::from(&mut winner.confidence).and(&flat).for_each(|c, &f| if f { *c = 0.0 });
+
+    let products = context.products.then(|| {
+        let frame = TileFrame {
+            right_valid: &right_valid,
+            left_valid: &left_valid,
+            right_x0: xr0,
+            right_width: images.right.width(),
+            clip_range: context.search.clip_range().map(|(lo, hi)| (lo - shift, hi - shift)),
+            shift,
+        };
+        tile_products(&volume, &winner, &frame)
+    });
     times.wta += t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -96,6 +109,7 @@ pub(super) fn match_tile(
         winner,
         masked,
         rejected,
+        products,
         entries: volume.intervals.total(),
         span: (span.0 + shift, span.1 + shift),
     })
