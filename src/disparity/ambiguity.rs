@@ -29,7 +29,8 @@
 //! ambiguity by its percentiles): those depend on the image and, here, on the tile, and the
 //! products must not change with tiling. The fixed cost scale of [`COST_ONE`] is used instead.
 //! The sums run over η buckets, O(candidates + η values) per pixel, not their product.
-use crate::cost::{Intervals, COST_ONE};
+
+use crate::cost::{COST_ONE, Intervals};
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -95,20 +96,31 @@ impl CurveMeasures {
 /// image, cropped as the volume sees it, has validity `right_valid`. Row-major, `w × h`. The
 /// disparity bounds are given in the volume's disparities plus `disparity_offset` (added as an
 /// integer, so that a tile's crop-shifted volume gives the whole level's values bit for bit).
-pub fn cost_curves(intervals: &Intervals, costs: &[u16], right_valid: &Array2<bool>, disparity_offset: i32) -> Vec<CurveMeasures> {
+pub fn cost_curves(
+    intervals: &Intervals,
+    costs: &[u16],
+    right_valid: &Array2<bool>,
+    disparity_offset: i32,
+) -> Vec<CurveMeasures> {
     let (w, h) = (intervals.width(), intervals.height());
     let rows: Vec<Vec<CurveMeasures>> = (0..h)
         .into_par_iter()
         .map(|y| {
             let right_row = right_valid.row(y);
+            let all_valid = right_row.iter().all(|&v| v);
             let mut buckets = Buckets::new();
             (0..w)
                 .map(|x| {
                     let pixel = &costs[intervals.entries(x, y)];
                     let inside = intervals.inside_right(x, y, right_row.len());
                     let first_xr = x as i64 - intervals.d_min(x, y) as i64;
-                    let valid = |k: usize| right_row[(first_xr - k as i64) as usize];
-                    buckets.measure(pixel, inside, &valid, intervals.d_min(x, y) + disparity_offset)
+                    let valid = |k: usize| all_valid || right_row[(first_xr - k as i64) as usize];
+                    buckets.measure(
+                        pixel,
+                        inside,
+                        valid,
+                        intervals.d_min(x, y) + disparity_offset,
+                    )
                 })
                 .collect()
         })
@@ -126,10 +138,20 @@ struct Buckets {
 
 impl Buckets {
     fn new() -> Self {
-        Buckets { count: [0; ETA_COUNT], lo: [u32::MAX; ETA_COUNT], hi: [0; ETA_COUNT] }
+        Buckets {
+            count: [0; ETA_COUNT],
+            lo: [u32::MAX; ETA_COUNT],
+            hi: [0; ETA_COUNT],
+        }
     }
 
-    fn measure(&mut self, pixel: &[u16], inside: std::ops::Range<usize>, valid: &dyn Fn(usize) -> bool, d_min: i32) -> CurveMeasures {
+    fn measure(
+        &mut self,
+        pixel: &[u16],
+        inside: std::ops::Range<usize>,
+        valid: impl Fn(usize) -> bool,
+        d_min: i32,
+    ) -> CurveMeasures {
         let mut lowest = u16::MAX;
         let mut candidates = 0u32;
         for k in inside.clone() {
@@ -150,7 +172,7 @@ impl Buckets {
                 continue;
             }
             let excess = (pixel[k] - lowest) as u32;
-            let bucket = ((excess * scale + COST_ONE as u32 - 1) / COST_ONE as u32) as usize;
+            let bucket = (excess * scale).div_ceil(COST_ONE as u32) as usize;
             if bucket < ETA_COUNT {
                 self.count[bucket] += 1;
                 self.lo[bucket] = self.lo[bucket].min(k as u32);
@@ -158,24 +180,32 @@ impl Buckets {
                 last = last.max(bucket);
             }
         }
+        // S(η) changes only at the non-empty buckets: add each state once per η it holds for.
+        // Bucket 0 holds the best candidate, so the state is never empty when counted.
         let (mut n, mut lo, mut hi) = (0u32, u32::MAX, 0u32);
         let (mut sum_n, mut sum_lo, mut sum_hi, mut sum_missing) = (0u64, 0u64, 0u64, 0u64);
+        let mut since = 0;
+        let mut add = |run: usize, n: u32, lo: u32, hi: u32| {
+            let run = run as u64;
+            sum_n += run * n as u64;
+            sum_lo += run * lo as u64;
+            sum_hi += run * hi as u64;
+            sum_missing += run * (1 + hi - lo - n) as u64;
+        };
         for j in 0..=last {
+            if self.count[j] == 0 {
+                continue;
+            }
+            if j > since {
+                add(j - since, n, lo, hi);
+            }
             n += self.count[j];
             lo = lo.min(self.lo[j]);
             hi = hi.max(self.hi[j]);
-            sum_n += n as u64;
-            sum_lo += lo as u64;
-            sum_hi += hi as u64;
-            sum_missing += (1 + hi - lo - n) as u64;
             (self.count[j], self.lo[j], self.hi[j]) = (0, u32::MAX, 0);
+            since = j;
         }
-        // S(η) stays the same from bucket `last` on.
-        let rest = (ETA_COUNT - 1 - last) as u64;
-        sum_n += rest * n as u64;
-        sum_lo += rest * lo as u64;
-        sum_hi += rest * hi as u64;
-        sum_missing += rest * (1 + hi - lo - n) as u64;
+        add(ETA_COUNT - since, n, lo, hi);
         let etas = ETA_COUNT as f64;
         let (mean_lo, mean_hi) = (sum_lo as f64 / etas, sum_hi as f64 / etas);
         CurveMeasures {
@@ -220,14 +250,22 @@ mod tests {
             hi_sum += hi;
         }
         let n = ETA_COUNT as f64;
-        ((amb / n) as f32, (rmin / n) as f32, (rmax / n) as f32, (d_min as f64 + lo_sum / n) as f32, (d_min as f64 + hi_sum / n) as f32)
+        (
+            (amb / n) as f32,
+            (rmin / n) as f32,
+            (rmax / n) as f32,
+            (d_min as f64 + lo_sum / n) as f32,
+            (d_min as f64 + hi_sum / n) as f32,
+        )
     }
 
     #[test]
     fn cost_curves_match_pandoras_definitions() {
         let mut state = 7u64;
         let mut next = |m: u64| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) % m
         };
         let (w, h) = (30, 4);
@@ -253,15 +291,29 @@ mod tests {
                 }
                 let (a, rmin, rmax, dlo, dhi) = direct(pixel, iv.d_min(x, y));
                 let close = |u: f32, v: f32| (u - v).abs() < 1e-4;
-                assert!(close(m.ambiguity, a) && close(m.risk_min, rmin) && close(m.risk_max, rmax), "({x}, {y}): {m:?} vs {a} {rmin} {rmax}");
-                assert!(close(m.disparity_min, dlo) && close(m.disparity_max, dhi), "({x}, {y}): {m:?} vs {dlo} {dhi}");
+                assert!(
+                    close(m.ambiguity, a) && close(m.risk_min, rmin) && close(m.risk_max, rmax),
+                    "({x}, {y}): {m:?} vs {a} {rmin} {rmax}"
+                );
+                assert!(
+                    close(m.disparity_min, dlo) && close(m.disparity_max, dhi),
+                    "({x}, {y}): {m:?} vs {dlo} {dhi}"
+                );
                 assert!(!m.incomplete && m.ambiguity > 0.0 && m.ambiguity <= 1.0);
             }
         }
         // A single sharp minimum: only it is ever within η, the ambiguity is 1 / candidates.
         // Disparities −3..=0 of pixel x = 0 reach right columns 0..=3, all inside.
         let iv = Intervals::from_bounds(1, 1, &[-3], &[0]).unwrap();
-        let m = cost_curves(&iv, &[1000, 10, 1000, 1000], &Array2::from_elem((1, 8), true), 5)[0];
-        assert_eq!((m.ambiguity, m.risk_max, m.disparity_min, m.disparity_max), (0.25, 0.0, 3.0, 3.0));
+        let m = cost_curves(
+            &iv,
+            &[1000, 10, 1000, 1000],
+            &Array2::from_elem((1, 8), true),
+            5,
+        )[0];
+        assert_eq!(
+            (m.ambiguity, m.risk_max, m.disparity_min, m.disparity_max),
+            (0.25, 0.0, 3.0, 3.0)
+        );
     }
 }

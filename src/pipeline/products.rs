@@ -13,12 +13,13 @@
 //! steps they follow the intervals, which the coarser steps' tiling may shift at a few pixels,
 //! as it does the disparity.
 
-use crate::cost::CostVolume;
-use crate::disparity::{cost_curves, Winner};
+use crate::cost::{CostVolume, Intervals};
+use crate::disparity::{CurveMeasures, Winner, cost_curves};
 use crate::error::Result;
 use crate::grid::{Grid, Storage};
 use crate::tiles::Region;
-use ndarray::{s, Array2, Zip};
+use ndarray::{Array2, Zip, s};
+use rayon::prelude::*;
 
 /// The validity bits of `validity.tif` (uint16, several may be set). A pixel with a value in
 /// `disparity.tif` and no bit but [`validity::INCOMPLETE_RANGE`] is an ordinary match.
@@ -87,17 +88,35 @@ pub struct Products {
 }
 
 /// File names of the products in a run's output folder, in the order of [`Products::maps`].
-pub const PRODUCT_FILES: [&str; 6] =
-    ["ambiguity.tif", "risk_min.tif", "risk_max.tif", "disparity_min.tif", "disparity_max.tif", "validity.tif"];
+pub const PRODUCT_FILES: [&str; 6] = [
+    "ambiguity.tif",
+    "risk_min.tif",
+    "risk_max.tif",
+    "disparity_min.tif",
+    "disparity_max.tif",
+    "validity.tif",
+];
 
 impl Products {
     /// The five float maps, in the order of [`PRODUCT_FILES`] (validity comes last there).
     pub fn maps(&self) -> [&Array2<f32>; 5] {
-        [&self.ambiguity, &self.risk_min, &self.risk_max, &self.disparity_min, &self.disparity_max]
+        [
+            &self.ambiguity,
+            &self.risk_min,
+            &self.risk_max,
+            &self.disparity_min,
+            &self.disparity_max,
+        ]
     }
 
     fn maps_mut(&mut self) -> [&mut Array2<f32>; 5] {
-        [&mut self.ambiguity, &mut self.risk_min, &mut self.risk_max, &mut self.disparity_min, &mut self.disparity_max]
+        [
+            &mut self.ambiguity,
+            &mut self.risk_min,
+            &mut self.risk_max,
+            &mut self.disparity_min,
+            &mut self.disparity_max,
+        ]
     }
 
     /// Products of `dim` pixels with no value.
@@ -146,44 +165,56 @@ pub(super) fn tile_products(volume: &CostVolume, winner: &Winner, frame: &TileFr
     let intervals = &volume.intervals;
     let (w, h) = (intervals.width(), intervals.height());
     let curves = cost_curves(intervals, &volume.costs, frame.right_valid, frame.shift);
+    let bits: Vec<u16> = (0..h * w)
+        .into_par_iter()
+        .map(|p| pixel_bits(&curves[p], winner, frame, intervals, (p / w, p % w)))
+        .collect();
     let mut products = Products::empty((h, w));
-    for y in 0..h {
-        for x in 0..w {
-            let m = curves[y * w + x];
-            let mut bits = 0;
-            if m.incomplete {
-                bits |= validity::INCOMPLETE_RANGE;
-            }
-            let d = winner.disparity[(y, x)];
-            let xr = x as i64 - d as i64;
-            let xr_image = xr + frame.right_x0 as i64;
-            if !(0..frame.right_width as i64).contains(&xr_image) {
-                bits |= validity::RIGHT_OUTSIDE;
-            } else if !frame.right_valid[(y, xr as usize)] {
-                bits |= validity::RIGHT_INVALID;
-            }
-            if winner.confidence[(y, x)] == 0.0 {
-                bits |= validity::AMBIGUOUS;
-            }
-            if let Some((lo, hi)) = frame.clip_range {
-                let first = intervals.d_min(x, y);
-                let last = first + intervals.len(x, y) as i32 - 1;
-                if (d == first && first > lo) || (d == last && last < hi) {
-                    bits |= validity::COARSE_CLIPPED;
-                }
-            }
-            products.validity[(y, x)] = bits;
-            if !frame.left_valid[(y, x)] {
-                continue;
-            }
-            products.ambiguity[(y, x)] = m.ambiguity;
-            products.risk_min[(y, x)] = m.risk_min;
-            products.risk_max[(y, x)] = m.risk_max;
-            products.disparity_min[(y, x)] = m.disparity_min;
-            products.disparity_max[(y, x)] = m.disparity_max;
+    for (p, (m, bits)) in curves.iter().zip(bits).enumerate() {
+        let at = (p / w, p % w);
+        products.validity[at] = bits;
+        if frame.left_valid[at] {
+            products.ambiguity[at] = m.ambiguity;
+            products.risk_min[at] = m.risk_min;
+            products.risk_max[at] = m.risk_max;
+            products.disparity_min[at] = m.disparity_min;
+            products.disparity_max[at] = m.disparity_max;
         }
     }
     products
+}
+
+/// The validity bits a tile knows of pixel `(y, x)`.
+fn pixel_bits(
+    m: &CurveMeasures,
+    winner: &Winner,
+    frame: &TileFrame,
+    intervals: &Intervals,
+    (y, x): (usize, usize),
+) -> u16 {
+    let mut bits = 0;
+    if m.incomplete {
+        bits |= validity::INCOMPLETE_RANGE;
+    }
+    let d = winner.disparity[(y, x)];
+    let xr = x as i64 - d as i64;
+    let xr_image = xr + frame.right_x0 as i64;
+    if !(0..frame.right_width as i64).contains(&xr_image) {
+        bits |= validity::RIGHT_OUTSIDE;
+    } else if !frame.right_valid[(y, xr as usize)] {
+        bits |= validity::RIGHT_INVALID;
+    }
+    if winner.confidence[(y, x)] == 0.0 {
+        bits |= validity::AMBIGUOUS;
+    }
+    if let Some((lo, hi)) = frame.clip_range {
+        let first = intervals.d_min(x, y);
+        let last = first + intervals.len(x, y) as i32 - 1;
+        if (d == first && first > lo) || (d == last && last < hi) {
+            bits |= validity::COARSE_CLIPPED;
+        }
+    }
+    bits
 }
 
 /// The products over a whole level, assembled from the tiles' cores.
@@ -195,11 +226,20 @@ pub(super) struct ProductGrids {
 impl ProductGrids {
     pub(super) fn new(w: usize, h: usize, storage: &Storage) -> Result<Self> {
         let grid = || Grid::new(w, h, storage);
-        Ok(ProductGrids { maps: [grid()?, grid()?, grid()?, grid()?, grid()?], validity: Grid::new(w, h, storage)? })
+        Ok(ProductGrids {
+            maps: [grid()?, grid()?, grid()?, grid()?, grid()?],
+            validity: Grid::new(w, h, storage)?,
+        })
     }
 
     /// Writes the part `inner` of `tile` (which covers a tile's outer rectangle) at `(x0, y0)`.
-    pub(super) fn write(&mut self, x0: usize, y0: usize, tile: &Products, inner: Region) -> Result<()> {
+    pub(super) fn write(
+        &mut self,
+        x0: usize,
+        y0: usize,
+        tile: &Products,
+        inner: Region,
+    ) -> Result<()> {
         let part = s![inner.y0..inner.y1, inner.x0..inner.x1];
         for (grid, map) in self.maps.iter_mut().zip(tile.maps()) {
             grid.write(x0, y0, map.slice(part))?;
