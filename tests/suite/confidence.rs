@@ -399,4 +399,16 @@ fn the_command_line_and_engine_files_write_the_products() {
             "{f} from <Confidence>"
         );
     }
+    // A MicMac parameter file writes MicMac's outputs: the flag is refused, not ignored.
+    let micmac = Path::new(env!("CARGO_MANIFEST_DIR")).join("xml/minimal_epipolar.xml");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_deepsim"))
+        .args(["-q", "match", "--confidence"])
+        .arg(&micmac)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("--confidence is for --left/--right runs")
+    );
 }
