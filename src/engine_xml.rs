@@ -106,6 +106,9 @@ pub struct EngineFile {
     pub backends: Vec<BackendChoice>,
     /// Everything else.
     pub config: MatchConfig,
+    /// `<Confidence>`: also write the confidence products (ambiguity, risks, disparity
+    /// interval, validity bits), as `--confidence`.
+    pub confidence: bool,
 }
 
 /// An element with its path, for checks and messages.
@@ -200,7 +203,7 @@ impl EngineFile {
         let r = Node { element: &root, at: ROOT.into(), file: path };
         r.only(&[
             "Left", "Right", "LeftMask", "RightMask", "NoData", "Output", "DisparityMin", "DisparityMax", "Runtime", "Tiles",
-            "MemoryBudget", "Scratch", "Step", "SubPixel", "LrCheck", "Median", "MinRegion", "Fill",
+            "MemoryBudget", "Scratch", "Step", "SubPixel", "LrCheck", "Median", "MinRegion", "Fill", "Confidence",
         ])?;
         let runtime = read_runtime(&r, &rel)?;
         let tiles = match r.child("Tiles") {
@@ -258,6 +261,7 @@ impl EngineFile {
             runtime,
             backends,
             config,
+            confidence: r.child("Confidence").map(|c| c.boolean()).transpose()?.unwrap_or(false),
         })
     }
 }

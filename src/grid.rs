@@ -46,7 +46,7 @@ macro_rules! numeric_sample {
         }
     )*};
 }
-numeric_sample!(f32, i32, u8);
+numeric_sample!(f32, i32, u8, u16);
 
 impl Sample for bool {
     const BYTES: usize = 1;

@@ -25,7 +25,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Match an epipolar pair: writes disparity.tif, confidence.tif, disparity.png and run.json.
+    /// Match an epipolar pair: writes disparity.tif, confidence.tif, disparity.png and run.json
+    /// (with --confidence also ambiguity, risk, disparity interval and validity maps).
     ///
     /// Also runs a MicMac parameter file as `mm3d MICMAC` would:
     /// `deepsim match CONFIG.xml +Im1=Epip1.tif +Im2=Epip2.tif +DirMEC=OUT` (see docs/micmac.md).
@@ -234,6 +235,11 @@ pub struct MatchArgs {
     /// Filling of pixels invalidated by the checks.
     #[arg(long, value_enum, default_value_t = Fill::None)]
     pub fill: Fill,
+    /// Also write the confidence products next to the disparity: ambiguity.tif, risk_min.tif,
+    /// risk_max.tif, disparity_min.tif, disparity_max.tif (float) and validity.tif (uint16 bit
+    /// flags); README, "Confidence products".
+    #[arg(long)]
+    pub confidence: bool,
 }
 
 #[derive(Args, Debug)]

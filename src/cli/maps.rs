@@ -1,11 +1,11 @@
-//! Writing result maps while the rows arrive: float/8-bit TIFFs (BigTIFF when large, with the
+//! Writing result maps while the rows arrive: float/8-bit/16-bit TIFFs (BigTIFF when large, with the
 //! left image's georeferencing) under `*.partial` names until the run has succeeded, and a
 //! colour preview of the disparity (subsampled for large images).
 
 use anyhow::Context;
 use deepsim::grid::Grid;
 use deepsim::io::{write_preview_png, AtomicFile, GeoTags, OutputSet, TiffRowWriter, TiffSample};
-use deepsim::pipeline::RowSink;
+use deepsim::pipeline::{Products, RowSink, PRODUCT_FILES};
 use deepsim::tiles::Region;
 use ndarray::{Array2, ArrayView2};
 use std::path::Path;
@@ -24,12 +24,38 @@ pub enum Content {
     Zeros,
     /// The confidence.
     Confidence,
+    /// One of the confidence products' float maps: its index in [`Products::maps`].
+    Product(usize),
+    /// The validity bits of the confidence products (uint16).
+    Validity,
+}
+
+/// A TIFF being written: float maps, or the uint16 validity bits.
+enum Writer {
+    F32(TiffRowWriter<f32>),
+    U16(TiffRowWriter<u16>),
+}
+
+impl Writer {
+    fn finish(self) -> deepsim::Result<()> {
+        match self {
+            Writer::F32(w) => w.finish(),
+            Writer::U16(w) => w.finish(),
+        }
+    }
+
+    fn f32(&mut self) -> &mut TiffRowWriter<f32> {
+        match self {
+            Writer::F32(w) => w,
+            Writer::U16(_) => unreachable!("float contents get float writers (MapFiles::create)"),
+        }
+    }
 }
 
 struct MapFile {
     name: String,
     file: Option<AtomicFile>,
-    writer: Option<TiffRowWriter<f32>>,
+    writer: Option<Writer>,
     content: Content,
 }
 
@@ -37,6 +63,15 @@ struct MapFile {
 pub struct MapFiles {
     maps: Vec<MapFile>,
     preview: Option<(String, Preview)>,
+}
+
+/// The confidence products' files, with their contents, in [`PRODUCT_FILES`] order.
+pub fn product_files() -> Vec<(String, Content)> {
+    PRODUCT_FILES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_string(), if i < 5 { Content::Product(i) } else { Content::Validity }))
+        .collect()
 }
 
 impl MapFiles {
@@ -53,7 +88,10 @@ impl MapFiles {
         let mut maps = MapFiles { maps: Vec::new(), preview: preview.map(|name| (name.to_string(), Preview::new(width, height))) };
         for (name, content) in files {
             let file = AtomicFile::new(&dir.join(name))?;
-            let writer = TiffRowWriter::create(file.tmp_path(), width, height, geo);
+            let writer = match content {
+                Content::Validity => TiffRowWriter::create(file.tmp_path(), width, height, geo).map(Writer::U16),
+                _ => TiffRowWriter::create(file.tmp_path(), width, height, geo).map(Writer::F32),
+            };
             maps.maps.push(MapFile { name: name.clone(), file: Some(file), writer: None, content: *content });
             maps.maps.last_mut().expect("just pushed").writer = Some(writer?);
         }
@@ -95,14 +133,31 @@ impl RowSink for MapFiles {
         for map in &mut self.maps {
             let writer = map.writer.as_mut().expect("open until finish");
             match map.content {
-                Content::Disparity => writer.write_rows(disparity)?,
-                Content::Px1 => writer.write_rows(disparity.mapv(|d| -d).view())?,
-                Content::Zeros => writer.write_rows(Array2::zeros(disparity.dim()).view())?,
-                Content::Confidence => writer.write_rows(confidence)?,
+                Content::Disparity => writer.f32().write_rows(disparity)?,
+                Content::Px1 => writer.f32().write_rows(disparity.mapv(|d| -d).view())?,
+                Content::Zeros => writer.f32().write_rows(Array2::zeros(disparity.dim()).view())?,
+                Content::Confidence => writer.f32().write_rows(confidence)?,
+                Content::Product(_) | Content::Validity => {}
             }
         }
         if let Some((_, preview)) = &mut self.preview {
             preview.rows(first_row, disparity);
+        }
+        Ok(())
+    }
+
+    fn wants_products(&self) -> bool {
+        self.maps.iter().any(|m| matches!(m.content, Content::Product(_) | Content::Validity))
+    }
+
+    fn product_rows(&mut self, _first_row: usize, products: &Products) -> deepsim::Result<()> {
+        for map in &mut self.maps {
+            let writer = map.writer.as_mut().expect("open until finish");
+            match (map.content, writer) {
+                (Content::Product(i), Writer::F32(w)) => w.write_rows(products.maps()[i].view())?,
+                (Content::Validity, Writer::U16(w)) => w.write_rows(products.validity.view())?,
+                _ => {}
+            }
         }
         Ok(())
     }

@@ -3,11 +3,11 @@
 use super::args::{MatchArgs, Regularizer, SimilarityKind};
 use super::progress::Bar;
 use anyhow::{bail, Context};
-use super::maps::{Content, MapFiles};
+use super::maps::{product_files, Content, MapFiles};
 use deepsim::grid::Storage;
 use deepsim::io::{create_file, read_geotags, OutputFolder, OutputSet, ReadOptions};
 use std::io::Write as _;
-use deepsim::pipeline::{self, auto_levels, pyramid_steps, InputImage, MatchConfig};
+use deepsim::pipeline::{self, auto_levels, pyramid_steps, validity, InputImage, MatchConfig, PRODUCT_FILES};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
@@ -56,6 +56,8 @@ pub(crate) struct Job<'a> {
     pub(crate) plugin: Option<serde_json::Value>,
     /// The memory budget, which also bounds what the readers allocate for one file.
     pub(crate) budget: u64,
+    /// Write the confidence products (`--confidence`, `<Confidence>`).
+    pub(crate) confidence: bool,
 }
 
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
@@ -67,7 +69,12 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
                 }
                 execute(job_from_file(file, &args, quiet)?, quiet)
             }
-            "ParamMICMAC" => super::micmac_cmd::run(file, &args, quiet),
+            "ParamMICMAC" => {
+                if args.confidence {
+                    bail!("{}: --confidence is for --left/--right runs and <{ENGINE_ROOT}> files (<Confidence>true</Confidence>); a MicMac parameter file writes MicMac's outputs", file.display());
+                }
+                super::micmac_cmd::run(file, &args, quiet)
+            }
             other => bail!("{}: root element <{other}>: expected <ParamMICMAC> (a MicMac file) or <{ENGINE_ROOT}> (docs/engine-xml.md)", file.display()),
         };
     }
@@ -141,6 +148,7 @@ pub(crate) fn job_with_model(
         models,
         plugin,
         budget,
+        confidence: args.confidence,
     })
 }
 
@@ -219,6 +227,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
         models,
         plugin: (!plugins.is_empty()).then(|| json!(plugins)),
         budget,
+        confidence: file.confidence || args.confidence,
     })
 }
 
@@ -305,7 +314,8 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     // The folder first: from here on, whatever fails, the previous run's outputs are gone and
     // no other run writes here.
     let out = job.out.as_path();
-    let names = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from);
+    let mut names: Vec<String> = [DISPARITY_FILE, CONFIDENCE_FILE, PREVIEW_FILE].map(String::from).to_vec();
+    names.extend(PRODUCT_FILES.map(String::from));
     let inputs: Vec<&Path> = [Some(&job.left), Some(&job.right), job.left_mask.as_ref(), job.right_mask.as_ref()]
         .into_iter()
         .flatten()
@@ -324,14 +334,17 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
 
     let (w, h) = size_left;
     let scratch = job.scratch.as_deref().unwrap_or(out);
-    let storage = pipeline::storage_for(config.memory_budget, w, h, config.keep_steps, scratch);
+    let storage = pipeline::storage_for_run(config.memory_budget, w, h, config.keep_steps, job.confidence, scratch);
     let band_rows = pipeline::input_band_rows(config.memory_budget, w.max(size_right.0));
     let (images, [left_report, right_report]) = pipeline::load_pair(left, right, &storage, band_rows)?;
     let inputs = json!({ "left": left_report, "right": right_report, "nodata": job.nodata });
 
     // The left image's georeferencing (GeoTIFF) goes onto the maps on its grid.
     let geo = read_geotags(&job.left)?;
-    let files = [(DISPARITY_FILE.to_string(), Content::Disparity), (CONFIDENCE_FILE.to_string(), Content::Confidence)];
+    let mut files = vec![(DISPARITY_FILE.to_string(), Content::Disparity), (CONFIDENCE_FILE.to_string(), Content::Confidence)];
+    if job.confidence {
+        files.extend(product_files());
+    }
     let mut maps = MapFiles::create(out, w, h, geo.as_ref(), &files, Some(PREVIEW_FILE))?;
     let bar = Bar::new(quiet);
     let result = pipeline::run_streamed(images, &config, &backends, &storage, &bar, &mut maps);
@@ -364,6 +377,7 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
             "filled": output.filled,
             "density": density,
         },
+        "confidence_products": job.confidence.then(confidence_report),
         "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
         "outputs": written,
     });
@@ -382,6 +396,23 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What run.json says of the confidence products: files, definitions and validity bits.
+fn confidence_report() -> serde_json::Value {
+    use deepsim::disparity::{ETA_COUNT, ETA_STEP};
+    let bits: serde_json::Map<String, serde_json::Value> =
+        validity::ALL.iter().map(|(bit, name)| (name.to_string(), json!(bit))).collect();
+    json!({
+        "files": PRODUCT_FILES,
+        "costs": "raw costs of the last step's similarity (before regularisation), in units of the worst cost",
+        "eta": { "first": 0.0, "step": ETA_STEP, "count": ETA_COUNT },
+        "ambiguity": "mean over eta of the share of candidates within eta of the best cost, in (0, 1]",
+        "risk_max_px": "mean over eta of the width of the candidates within eta (= disparity_max - disparity_min)",
+        "risk_min_px": "mean over eta of the candidates missing inside that width",
+        "disparity_min_max_px": "mean over eta of the lowest / highest disparity within eta of the best cost",
+        "validity_bits": bits,
+    })
 }
 
 /// Where the whole-level rasters were kept, for reports.

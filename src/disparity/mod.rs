@@ -6,7 +6,7 @@ mod filters;
 mod lrcheck;
 mod wta;
 
-pub use ambiguity::flat_costs;
+pub use ambiguity::{cost_curves, flat_costs, CurveMeasures, ETA_COUNT, ETA_STEP};
 pub use filters::{fill_background, median3, remove_small_regions};
 pub use lrcheck::left_right_check;
 pub use wta::{winner_take_all, Winner};

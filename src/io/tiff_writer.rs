@@ -1,4 +1,4 @@
-//! Single-band TIFF output (8-bit or float32, deflate-compressed, optionally georeferenced),
+//! Single-band TIFF output (8-bit, 16-bit or float32, deflate-compressed, optionally georeferenced),
 //! written strip by strip while rows arrive: the one TIFF encoding path, whole images included.
 //!
 //! The `tiff` crate encodes a directory through a [`DirectoryEncoder`] that borrows its
@@ -54,7 +54,7 @@ mod sealed {
     }
 }
 
-/// A sample type [`TiffRowWriter`] writes: `u8` or `f32`.
+/// A sample type [`TiffRowWriter`] writes: `u8`, `u16` or `f32`.
 pub trait TiffSample: sealed::Sealed + Copy + Send + 'static {}
 
 impl sealed::Sealed for u8 {
@@ -74,6 +74,15 @@ impl sealed::Sealed for f32 {
     }
 }
 impl TiffSample for f32 {}
+
+impl sealed::Sealed for u16 {
+    const BITS: u16 = 16;
+    const FORMAT: u16 = 1;
+    fn ne_bytes(samples: &[Self]) -> Cow<'_, [u8]> {
+        samples.data()
+    }
+}
+impl TiffSample for u16 {}
 
 /// Writes a single-band TIFF while its rows arrive, in order, any number at a time.
 ///

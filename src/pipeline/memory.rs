@@ -27,6 +27,13 @@ const BYTES_PER_TILE_PX: u64 = 96;
 pub(super) const REDUCE_BYTES_PER_PX: usize = 40;
 /// Per pixel of a band of the final filters.
 pub(super) const POST_BYTES_PER_PX: usize = 64;
+/// More of it with the confidence products (six maps read, two copies of the band, flags).
+pub(super) const POST_PRODUCTS_BYTES_PER_PX: usize = 40;
+/// Per tile pixel, the confidence products (six maps and the per-pixel measures).
+const PRODUCTS_BYTES_PER_TILE_PX: u64 = 56;
+/// Per level-0 pixel of a run with its whole-level rasters in memory, the confidence products'
+/// six maps.
+const PRODUCTS_WHOLE_BYTES_PER_PX: u64 = 22;
 /// Per level-0 pixel of a run with its whole-level rasters in memory (pyramid of both images
 /// and masks, the last step's maps, the result and its reading buffers).
 const WHOLE_BYTES_PER_PX: u64 = 48;
@@ -64,9 +71,11 @@ impl Budget {
     }
 }
 
-/// What matching `outer` holds: `entries` candidates, a right crop `right_columns` wide.
-pub(super) fn tile_bytes(outer: Region, entries: usize, right_columns: usize, backend: &dyn Similarity) -> u64 {
+/// What matching `outer` holds: `entries` candidates, a right crop `right_columns` wide, and the
+/// confidence products when `products`.
+pub(super) fn tile_bytes(outer: Region, entries: usize, right_columns: usize, backend: &dyn Similarity, products: bool) -> u64 {
     let pixels = (outer.width() * outer.height()) as u64;
+    let products = if products { pixels * PRODUCTS_BYTES_PER_TILE_PX } else { 0 };
     let right_pixels = (right_columns * outer.height()) as u64;
     // Intervals are widened to whole SIMD registers: up to 15 more candidates per pixel.
     let candidates = entries as u64 + 15 * pixels;
@@ -74,6 +83,7 @@ pub(super) fn tile_bytes(outer: Region, entries: usize, right_columns: usize, ba
         + pixels * BYTES_PER_TILE_PX
         + (pixels + right_pixels) * backend.bytes_per_pixel() as u64
         + backend.working_bytes(outer.width().max(right_columns), outer.height())
+        + products
 }
 
 /// What a similarity may hold whatever the tile size ([`Similarity::working_bytes`], e.g. a
@@ -97,10 +107,17 @@ pub(super) const MIN_BAND_ROWS: usize = 16;
 /// Where a run on a `width × height` pair keeps its whole-level rasters: in memory when they
 /// fit in half of `budget` (or without a budget), else in anonymous files in `scratch`.
 pub fn storage_for(budget: Option<u64>, width: usize, height: usize, keep_steps: bool, scratch: &Path) -> Storage {
+    storage_for_run(budget, width, height, keep_steps, false, scratch)
+}
+
+/// [`storage_for`] a run that also computes the confidence products when `products`.
+pub fn storage_for_run(budget: Option<u64>, width: usize, height: usize, keep_steps: bool, products: bool, scratch: &Path) -> Storage {
     let Some(budget) = budget else {
         return Storage::Memory;
     };
-    let per_pixel = WHOLE_BYTES_PER_PX + if keep_steps { KEPT_STEPS_BYTES_PER_PX } else { 0 };
+    let per_pixel = WHOLE_BYTES_PER_PX
+        + if keep_steps { KEPT_STEPS_BYTES_PER_PX } else { 0 }
+        + if products { PRODUCTS_WHOLE_BYTES_PER_PX } else { 0 };
     if (width * height) as u64 * per_pixel <= budget.saturating_sub(BASELINE) / 2 {
         Storage::Memory
     } else {

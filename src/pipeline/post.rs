@@ -5,9 +5,13 @@
 //! values a whole-image pass gives: a region of fewer than `min_region_px` pixels spans fewer
 //! rows than that, so it lies within the margin whenever it touches the band, and a region
 //! reaching the margin's edge from the band is large anyway; the median needs one row more.
-//! Background filling works along rows, which bands keep whole.
+//! Background filling works along rows, which bands keep whole. With the confidence products,
+//! each band also gets the validity bits that only these filters know.
 
-use super::{Fill, MatchConfig, RowSink, StepGrids};
+use super::config::{Fill, MatchConfig};
+use super::driver::RowSink;
+use super::level::StepGrids;
+use super::products::{add_filter_bits, FilterMaps};
 use crate::disparity::{fill_background, median3, remove_small_regions};
 use crate::error::Result;
 use crate::grid::Grid;
@@ -59,6 +63,7 @@ pub(super) fn finish(
             }
         });
         let before = with_value(disparity.slice(core));
+        let before_regions = result.products.is_some().then(|| disparity.slice(core).to_owned());
         remove_small_regions(&mut disparity, config.min_region_px, 1.0);
         stats.small_regions_removed += before - with_value(disparity.slice(core));
         if config.median {
@@ -66,6 +71,7 @@ pub(super) fn finish(
         }
         let mut band: Array2<f32> = disparity.slice(core).to_owned();
         let band_valid = valid.slice(core).to_owned();
+        let before_fill = result.products.is_some().then(|| band.clone());
         if config.fill == Fill::Background {
             stats.filled += fill_background(&mut band, &band_valid);
         }
@@ -76,6 +82,19 @@ pub(super) fn finish(
         };
         let confidence = Zip::from(&confidence).and(&band).map_collect(|&c, d| if d.is_finite() { c } else { 0.0 });
         sink.rows(y0, band.view(), confidence.view())?;
+        if let (Some(grids), Some(before_regions), Some(before_fill)) = (&result.products, &before_regions, &before_fill) {
+            let mut products = grids.read(Region { x0: 0, y0, x1: w, y1 })?;
+            let maps = FilterMaps {
+                valid: band_valid.view(),
+                rejected: rejected.as_ref().map(|r| r.slice(core)),
+                masked: masked.as_ref().map(|m| m.slice(core)),
+                before_regions: before_regions.view(),
+                before_fill: before_fill.view(),
+                result: band.view(),
+            };
+            add_filter_bits(&mut products.validity, &maps);
+            sink.product_rows(y0, &products)?;
+        }
     }
     Ok(stats)
 }

@@ -105,3 +105,24 @@ fn a_learned_run_sizes_its_feature_tiles_from_the_budget_and_keeps_its_result() 
     // may flip a last bit, hence not quite every pixel.
     assert!(same as f64 >= 0.999 * a.values.len() as f64, "{same} of {} pixels equal", a.values.len());
 }
+
+/// The confidence products under the smallest budget: scratch storage, peak memory below the
+/// budget, the same bits as in memory for every map.
+#[test]
+fn confidence_products_stay_within_the_budget_and_match_the_in_memory_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = planar_scene(13, 1200, 800);
+    write_tiff_f32(&dir.path().join("l.tif"), &scene.pair.left).unwrap();
+    write_tiff_f32(&dir.path().join("r.tif"), &scene.pair.right).unwrap();
+    let free = run(dir.path(), "free", &["--max-memory", "8G", "--confidence"]);
+    assert_eq!(free["storage"], "memory");
+    let bounded = run(dir.path(), "bounded", &["--max-memory", "128M", "--confidence"]);
+    assert!(bounded["storage"]["scratch"].is_string(), "storage: {}", bounded["storage"]);
+    let peak = bounded["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < 128 << 20, "peak {} MB over the 128 MB budget", peak >> 20);
+    for map in ["disparity.tif", "confidence.tif"].into_iter().chain(deepsim::pipeline::PRODUCT_FILES) {
+        let read = |run: &str| deepsim::io::read_image(&dir.path().join(run).join(map), &Default::default()).unwrap().values;
+        let (a, b) = (read("free"), read("bounded"));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{map} differs");
+    }
+}

@@ -1,4 +1,5 @@
 mod census;
+mod confidence;
 mod cli;
 mod engine_xml;
 mod eval;

@@ -138,6 +138,23 @@ fn adaptive_zncc_plugin_recovers_a_piecewise_planar_scene() {
     assert!(bad[0] <= bad[1] + 0.5, "adaptive bad-1 {:.2} % vs centred {:.2} %", bad[0], bad[1]);
 }
 
+/// The confidence products come from the cost volume, whoever fills it: the zncc plugin's
+/// equal the built-in NCC's, bit for bit.
+#[test]
+fn zncc_plugin_gives_the_builtin_ncc_confidence_products() {
+    let scene = planar_scene(5, 200, 120);
+    let plugin = zncc("window=7");
+    let builtin = Ncc::new(7).unwrap();
+    let cfg = config(0, 40, 2);
+    let a = deepsim::pipeline::run_with_products(&scene.pair, &cfg, &[&plugin], &NoProgress).unwrap().products.unwrap();
+    let b = deepsim::pipeline::run_with_products(&scene.pair, &cfg, &[&builtin], &NoProgress).unwrap().products.unwrap();
+    for (x, y) in a.maps().into_iter().zip(b.maps()) {
+        assert!(x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits()));
+    }
+    assert_eq!(a.validity, b.validity);
+    assert!(a.ambiguity.iter().any(|v| v.is_finite() && *v < 0.5), "the products were computed");
+}
+
 #[test]
 fn zncc_plugin_rejects_bad_options_when_created() {
     for (options, expected) in [("window=8", "window=8: must be odd"), ("size=7", "'size' is unknown"), ("adaptive=maybe", "adaptive='maybe'")] {

@@ -1,0 +1,116 @@
+//! One tile of a level: crops, costs, regularisation, winner-take-all and, at the last step,
+//! the left-right check. The cost volume exists only here, one tile at a time.
+
+use super::config::Regularizer;
+use super::level::{TileBounds, TileContext, TileResult};
+use super::products::{tile_products, TileFrame};
+use super::progress::Progress;
+use super::report::StageTimes;
+use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
+use crate::disparity::{flat_costs, left_right_check, winner_take_all};
+use crate::error::Result;
+use crate::grid::{Grid, Sample};
+use crate::sgm::aggregate;
+use crate::sgm::lines::aggregate_lines;
+use crate::similarity::LevelPair;
+use crate::tiles::Region;
+use ndarray::Array2;
+use std::borrow::Cow;
+use std::time::Instant;
+
+/// `region` of a grid as an array: borrowed when it is the whole grid in memory.
+fn crop<'g, T: Sample>(grid: &'g Grid<'_, T>, region: Region) -> Result<Cow<'g, Array2<T>>> {
+    match grid.in_memory() {
+        Some(array) if region == grid.region() => Ok(Cow::Borrowed(array)),
+        _ => Ok(Cow::Owned(grid.read(region)?.into_owned())),
+    }
+}
+
+/// Matches the pixels of `region` of a level: the left image cropped to the region, the right
+/// image to the columns its candidates reach (disparities are shifted accordingly and shifted
+/// back in the result), costs, regularisation, winner-take-all and, at the last step, the
+/// left-right check.
+pub(super) fn match_tile(
+    context: &TileContext,
+    region: Region,
+    bounds: TileBounds,
+    progress: &dyn Progress,
+    times: &mut StageTimes,
+) -> Result<TileResult> {
+    let (images, level) = (context.images, context.level);
+    let TileBounds { lo, hi, right: (xr0, xr1), shift } = bounds;
+    let intervals = Intervals::from_bounds(region.width(), region.height(), &lo, &hi)?;
+    drop((lo, hi));
+    let right_region = Region { x0: xr0, x1: xr1, ..region };
+    let left = crop(&images.left, region)?;
+    let right = crop(&images.right, right_region)?;
+    let left_valid = crop(&images.left_valid, region)?;
+    let right_valid = crop(&images.right_valid, right_region)?;
+    let level_pair = LevelPair { left: &left, right: &right, left_valid: &left_valid, right_valid: &right_valid };
+
+    progress.stage(level, "features");
+    let t = Instant::now();
+    let prepared = context.backend.prepare(level_pair)?;
+    times.prepare += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "costs");
+    let t = Instant::now();
+    let mut costs = fill_volume(prepared.as_ref(), &intervals)?;
+    drop(prepared);
+    mask_costs(&intervals, &mut costs, &left_valid, &right_valid);
+    let volume = CostVolume { intervals, costs };
+    times.cost += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "regularisation");
+    let t = Instant::now();
+    let (aggregated, masked): (Cow<[u16]>, Option<Array2<bool>>) = match context.regularizer {
+        Regularizer::Sgm(params) => (Cow::Owned(aggregate(&volume, &left, params)?), None),
+        Regularizer::Micmac(params) => {
+            let result = aggregate_lines(&volume, &left_valid, params)?;
+            (Cow::Owned(result.sum), result.masked)
+        }
+        Regularizer::None => (Cow::Borrowed(volume.costs.as_slice()), None),
+    };
+    times.regularize += t.elapsed().as_secs_f64();
+
+    progress.stage(level, "winner-take-all");
+    let t = Instant::now();
+    let mut winner = winner_take_all(&volume.intervals, &aggregated);
+    // No information in the raw costs: no confidence, whatever the regulariser made of them.
+    let flat = flat_costs(&volume.intervals, &volume.costs, right.ncols());
+    ndarray::Zip::from(&mut winner.confidence).and(&flat).for_each(|c, &f| if f { *c = 0.0 });
+
+    let products = context.products.then(|| {
+        let frame = TileFrame {
+            right_valid: &right_valid,
+            left_valid: &left_valid,
+            right_x0: xr0,
+            right_width: images.right.width(),
+            clip_range: context.search.clip_range().map(|(lo, hi)| (lo - shift, hi - shift)),
+            shift,
+        };
+        tile_products(&volume, &winner, &frame)
+    });
+    times.wta += t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut rejected = Array2::from_elem(left.dim(), false);
+    if let Some(tolerance) = context.lr_check_px {
+        let mut marks = Array2::<f32>::zeros(left.dim());
+        left_right_check(&volume.intervals, &aggregated, &winner.disparity, right.ncols(), tolerance, &mut marks);
+        ndarray::Zip::from(&mut rejected).and(&marks).for_each(|r, m| *r = m.is_nan());
+    }
+    times.post += t.elapsed().as_secs_f64();
+
+    let span = volume.intervals.span();
+    winner.disparity.mapv_inplace(|d| d + shift);
+    winner.subpixel.mapv_inplace(|d| d + shift as f32);
+    Ok(TileResult {
+        winner,
+        masked,
+        rejected,
+        products,
+        entries: volume.intervals.total(),
+        span: (span.0 + shift, span.1 + shift),
+    })
+}
