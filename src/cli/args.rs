@@ -161,9 +161,10 @@ pub struct MatchArgs {
     /// Feature extraction tile side (px); larger images are processed in tiles.
     #[arg(long, default_value_t = 1024)]
     pub feature_tile: usize,
-    /// Context around each feature tile (px).
-    #[arg(long, default_value_t = 128)]
-    pub feature_margin: usize,
+    /// Context around each feature tile (px); default: the bundle's measured exact margin
+    /// (metadata deepsim.exact_margin_px), else 128.
+    #[arg(long)]
+    pub feature_margin: Option<usize>,
     /// Match each level in tiles of this side (px at that level) with --tile-overlap px of
     /// context: the cost volume then holds one tile at a time (0: whole levels).
     #[arg(long, default_value_t = 2048)]
@@ -367,9 +368,10 @@ pub struct MmviiArgs {
     /// Feature extraction tile side (px).
     #[arg(long, default_value_t = 1024)]
     pub feature_tile: usize,
-    /// Context around each feature tile (px).
-    #[arg(long, default_value_t = 128)]
-    pub feature_margin: usize,
+    /// Context around each feature tile (px); default: the bundle's measured exact margin
+    /// (metadata deepsim.exact_margin_px), else 128.
+    #[arg(long)]
+    pub feature_margin: Option<usize>,
     /// MicMac's call: DM4FillCubeCost Im1 Im2 Model P0 Box1 Box2 Post [StepZ=] [CNNParams=DIR/REGEX]
     /// [CNNArch=] [UseCuda=0|1] [UsePredicNet=0|1] [SzW=] [ModCmp=]
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CALL")]

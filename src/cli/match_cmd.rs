@@ -162,7 +162,7 @@ pub(crate) fn build_model(dir: &Path, args: &MatchArgs, quiet: bool) -> anyhow::
         trt_fp16: args.trt_fp16,
     };
     let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
-    let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+    let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
     let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
     let budget = memory_budget(args)?;
     let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
@@ -206,7 +206,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                     runtime = Some(super::runtime::build(runtime_kind, device)?);
                 }
                 let runtime = runtime.as_ref().expect("built just above");
-                let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+                let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
                 let (learned, report) =
                     build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), budget, quiet)?;
                 models.push(json!({ "model": report }));
@@ -269,6 +269,14 @@ pub fn build_plugin(path: &Path, options: &str, quiet: bool) -> anyhow::Result<(
     Ok((Box::new(plugin), report))
 }
 
+/// `--feature-tile` and `--feature-margin` (None: the bundle's exact margin, see
+/// [`Tiling::for_model`]).
+#[derive(Clone, Copy)]
+struct FeatureTiling {
+    tile_px: usize,
+    margin_px: Option<usize>,
+}
+
 /// How the MLP head runs (`--mlp-top-k`, `--mlp-onnx`).
 #[derive(Default, Clone, Copy)]
 struct MlpOptions {
@@ -281,12 +289,13 @@ fn build_learned(
     dir: &Path,
     head: Option<Head>,
     runtime: &dyn Runtime,
-    tiling: Tiling,
+    tiling: FeatureTiling,
     mlp: MlpOptions,
     budget: u64,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
     let bundle = ModelBundle::open(dir)?;
+    let tiling = Tiling::for_model(tiling.tile_px, tiling.margin_px, &bundle.features);
     if !quiet {
         note!("deepsim: model {} on {}", dir.display(), runtime.name());
     }

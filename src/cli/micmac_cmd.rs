@@ -58,7 +58,6 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
             trt_fp16: args.trt_fp16,
         },
     )?;
-    let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
     let mut backends: Vec<Box<dyn Similarity>> = Vec::new();
     let mut models = Vec::new();
     for spec in &plan.backends {
@@ -69,6 +68,7 @@ pub fn run(file: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Result<()> {
                 let dir = resolve_model(params, &work_dir, args.models.as_deref())?;
                 let bundle = ModelBundle::open(&dir)?;
                 let head = if *mlp { Head::Mlp } else { Head::Cosine };
+                let tiling = Tiling::for_model(args.feature_tile, args.feature_margin, &bundle.features);
                 let learned = Learned::new(&bundle, runtime.as_ref(), Some(head), tiling)
                     .with_context(|| format!("FileModeleParams '{params}' → {}", dir.display()))?
                     .with_working_memory(pipeline::backend_working_share(budget));

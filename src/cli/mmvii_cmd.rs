@@ -77,7 +77,7 @@ fn load_model(call: &Call, args: &MmviiArgs, workdir: &Path, quiet: bool) -> any
     )
     .with_context(|| if call.use_cuda { "UseCuda=1 (an explicit GPU request)".to_string() } else { format!("CNNParams={spec}") })?;
     let head = if call.use_predic_net { Head::Mlp } else { Head::Cosine };
-    let tiling = Tiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
+    let tiling = Tiling::for_model(args.feature_tile, args.feature_margin, &bundle.features);
     let model = Learned::new(&bundle, runtime.as_ref(), Some(head), tiling)?;
     if !quiet {
         let arch = call.cnn_arch.as_deref().map(|a| format!(" (CNNArch={a} is informative: the ONNX file declares its architecture)")).unwrap_or_default();

@@ -39,7 +39,13 @@ pub struct ModelInfo {
     pub pad_multiple: usize,
     /// `deepsim.normalization`, for reports.
     pub normalization: String,
+    /// `deepsim.exact_margin_px` (optional, feature extractors): the context around a feature
+    /// tile that makes its features equal the whole image's, as measured by the exporter.
+    pub exact_margin_px: Option<usize>,
 }
+
+/// The largest `deepsim.exact_margin_px` accepted.
+pub const MAX_EXACT_MARGIN_PX: usize = 4096;
 
 /// A checked model bundle.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -169,6 +175,15 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     let dim = key("deepsim.embedding_dim");
     let pad = if matches!(role, Role::Features) { key("deepsim.pad_multiple") } else { Some("1".into()) };
     let normalization = key("deepsim.normalization");
+    let exact_margin = meta.get("deepsim.exact_margin_px").and_then(|v| match v.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_EXACT_MARGIN_PX => Some(n),
+        _ => {
+            problems.push(format!(
+                "{at}: metadata 'deepsim.exact_margin_px' = '{v}' is not an integer in 0..={MAX_EXACT_MARGIN_PX} (remove it or re-measure it)"
+            ));
+            None
+        }
+    });
     let mut number = |name: &str, value: Option<String>, max: usize| -> Option<usize> {
         let v = value?;
         match v.trim().parse::<usize>() {
@@ -252,6 +267,7 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
         embedding_dim: embedding_dim?,
         pad_multiple: pad_multiple?,
         normalization: normalization?,
+        exact_margin_px: exact_margin,
     })
 }
 

@@ -47,11 +47,22 @@ pub struct Tiling {
     pub margin_px: usize,
 }
 
+/// The feature margin used when neither the user nor the bundle gives one (px).
+pub const DEFAULT_FEATURE_MARGIN_PX: usize = 128;
+
+impl Tiling {
+    /// Tiles of `tile_px` with the user's margin, else the bundle's measured exact margin
+    /// (`deepsim.exact_margin_px`), else [`DEFAULT_FEATURE_MARGIN_PX`].
+    pub fn for_model(tile_px: usize, margin_px: Option<usize>, features: &crate::model::ModelInfo) -> Self {
+        Tiling { tile_px, margin_px: margin_px.or(features.exact_margin_px).unwrap_or(DEFAULT_FEATURE_MARGIN_PX) }
+    }
+}
+
 impl Default for Tiling {
     fn default() -> Self {
         Tiling {
             tile_px: 1024,
-            margin_px: 128,
+            margin_px: DEFAULT_FEATURE_MARGIN_PX,
         }
     }
 }

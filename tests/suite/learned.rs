@@ -179,6 +179,21 @@ fn add_huge_constant(model: &mut ModelProto) {
     graph.node.push(node("huge_add", "Add", &["features_before", "huge_max"], &out));
 }
 
+/// The feature margin: the user's, else the bundle's measured exact margin, else 128.
+#[test]
+fn the_feature_margin_defaults_to_the_bundles_exact_margin() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("stamped");
+    broken_bundle(&dir, |f, _| set_meta(f, "deepsim.exact_margin_px", Some("24")));
+    let stamped = ModelBundle::open(&dir).unwrap();
+    assert_eq!(stamped.features.exact_margin_px, Some(24));
+    assert_eq!(Tiling::for_model(512, None, &stamped.features), Tiling { tile_px: 512, margin_px: 24 });
+    assert_eq!(Tiling::for_model(512, Some(100), &stamped.features).margin_px, 100);
+    let plain = ModelBundle::open(&models().join("tiny_conv")).unwrap();
+    assert_eq!(plain.features.exact_margin_px, None);
+    assert_eq!(Tiling::for_model(512, None, &plain.features).margin_px, deepsim::similarity::DEFAULT_FEATURE_MARGIN_PX);
+}
+
 #[test]
 fn contract_violations_each_give_their_own_error() {
     let root = tempfile::tempdir().unwrap();
@@ -200,6 +215,7 @@ fn contract_violations_each_give_their_own_error() {
             }),
             "'deepsim.embedding_dim' = 100000000 is out of range",
         ),
+        ("bad_margin", Box::new(|f, _| set_meta(f, "deepsim.exact_margin_px", Some("-3"))), "'deepsim.exact_margin_px' = '-3' is not an integer"),
         // Issue #16 item 13: no metadata at all.
         ("bare", Box::new(|f, _| f.metadata_props.clear()), "metadata key 'deepsim.contract' missing"),
         // Issue #16 item 4: a constant-shaped tensor of 2^32 values, which runtimes allocate

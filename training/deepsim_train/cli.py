@@ -231,6 +231,19 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stamp_margin(a: argparse.Namespace) -> int:
+    from .export import MARGIN_KEY, stamp_exact_margin
+
+    for bundle in a.bundle:
+        margin, reached = stamp_exact_margin(bundle)
+        trail = ", ".join(f"{m} px: {c:.6f}" for m, c in reached.items())
+        if margin is None:
+            print(f"{bundle}: no margin up to {max(reached, default=0)} px reaches cosine 0.99999 ({trail}); {MARGIN_KEY} removed")
+        else:
+            print(f"{bundle}: {MARGIN_KEY} = {margin} (min embedding cosine to whole-image features: {trail})")
+    return 0
+
+
 def cmd_adapt(a: argparse.Namespace) -> int:
     import dataclasses
 
@@ -294,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-mlp", action="store_true")
     x.add_argument("--eval-data", help="dataset for the card's JP and a real-image parity check")
     x.set_defaults(func=cmd_export)
+
+    sm = sub.add_parser("stamp-margin", help="measure each bundle's exact feature-tile margin and write it into features.onnx's metadata "
+                        "(the engine's default --feature-margin; weights untouched)")
+    sm.add_argument("bundle", nargs="+", help="bundle folders")
+    sm.set_defaults(func=cmd_stamp_margin)
 
     ad = sub.add_parser(
         "adapt",

@@ -119,3 +119,28 @@ def test_make_tiny_models_script(tmp_path):
     x, f = np.load(p / "features_input.npy")[0, 0], np.load(p / "features_output.npy")[0]
     win = x[4:7, 9:12].ravel()
     np.testing.assert_allclose(f[:, 5, 10], win - win.mean(), atol=1e-6)
+
+
+def test_exact_margin_is_measured_and_stamped(tmp_path):
+    """The exported features.onnx carries the smallest tile margin that reproduces the whole
+    image's features; a network of two 3x3 convolutions (receptive radius 2 px) needs 8 px
+    (the first candidate), and a margin below the receptive field is reported as not exact."""
+    from deepsim_train.export import MARGIN_KEY, measure_exact_margin, stamp_exact_margin
+
+    torch.manual_seed(0)
+    net = build_feature_extractor("msaff")
+    rep = export_bundle(net, None, tmp_path / "b", card={"jp": "n/a"})
+    margin = int(read_metadata(tmp_path / "b" / "features.onnx")[MARGIN_KEY])
+    assert rep["exact_margin_px"] == margin and margin % net.pad_multiple == 0
+    _, reached = measure_exact_margin(tmp_path / "b" / "features.onnx", net.pad_multiple)
+    assert reached[margin] >= 0.99999
+    smaller = [m for m in reached if m < margin]
+    assert all(reached[m] < 0.99999 for m in smaller)
+
+    tiny = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, padding=1))
+    path = tmp_path / "tiny" / "features.onnx"
+    path.parent.mkdir()
+    torch.onnx.export(tiny, torch.zeros(1, 1, 32, 32), str(path), input_names=["image"], output_names=["features"],
+                      dynamic_axes={"image": {2: "h", 3: "w"}, "features": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    margin, reached = stamp_exact_margin(path.parent)
+    assert margin == 8 and read_metadata(path)[MARGIN_KEY] == "8"
