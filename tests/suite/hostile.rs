@@ -539,3 +539,35 @@ fn check_model_refuses_a_declared_embedding_size_the_network_does_not_output() {
         "{err}"
     );
 }
+
+/// A full disk (simulated with a file-size limit: writes past it fail with EFBIG, as on a full
+/// file system): the run fails with the file named, and the folder, which held a complete
+/// earlier run, no longer looks complete (no run.json, no raster, no temporary left).
+#[test]
+fn a_full_disk_fails_cleanly_and_leaves_no_complete_looking_folder() {
+    let dir = pair();
+    let out = dir.path().join("out");
+    let ok = run_match(&dir.path().join("l.png"), &dir.path().join("r.png"), &out, &[]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(out.join("run.json").exists() && out.join("disparity.tif").exists());
+
+    // bash: `ulimit -f` in KiB; SIGXFSZ ignored so that the write returns EFBIG instead of
+    // killing the process (the disposition survives exec).
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_deepsim"))
+        .args(["-q", "match", "--disp-min", "0", "--disp-max", "23", "--left"])
+        .arg(dir.path().join("l.png"))
+        .arg("--right")
+        .arg(dir.path().join("r.png"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_clean_failure("full disk", &o, "out");
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(!left.iter().any(|n| n == "run.json" || n.ends_with(".tif") || n.contains("partial")), "left behind: {left:?}");
+}
