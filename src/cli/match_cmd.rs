@@ -363,33 +363,21 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     let written = maps.finish(out, &mut outputs)?;
 
     let density = output.with_value as f64 / (w * h) as f64;
-    let full = output.reports.last().expect("at least one step");
-    let report = json!({
-        "deepsim_version": env!("CARGO_PKG_VERSION"),
-        "command": std::env::args().collect::<Vec<_>>(),
-        "convention": "left pixel (x, y) matches right pixel (x - d, y)",
-        "inputs": inputs,
-        "georeferenced": geo.is_some(),
-        "similarity": output.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
-        "models": job.models,
-        "plugin": job.plugin,
-        "parameters": config,
-        "storage": storage_name(&storage),
-        "threads": rayon::current_num_threads(),
-        "steps": output.reports,
-        "timings_s": output.times,
-        "stats": {
-            "cost_volume_entries": full.cost_volume_entries,
-            "cost_volume_entries_all_levels": output.reports.iter().map(|l| l.cost_volume_entries).sum::<usize>(),
-            "lr_rejected": output.lr_rejected,
-            "small_regions_removed": output.small_regions_removed,
-            "filled": output.filled,
-            "density": density,
-        },
-        "confidence_products": job.confidence.then(confidence_report),
-        "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
-        "outputs": written,
-    });
+    let facts = RunFacts {
+        reports: &output.reports,
+        times: &output.times,
+        lr_rejected: output.lr_rejected,
+        small_regions_removed: output.small_regions_removed,
+        filled: output.filled,
+        density,
+    };
+    let mut report = run_report(&facts, &config, &job.models, &job.plugin);
+    report["command"] = json!(std::env::args().collect::<Vec<_>>());
+    report["inputs"] = inputs;
+    report["georeferenced"] = json!(geo.is_some());
+    report["storage"] = json!(storage_name(&storage));
+    report["confidence_products"] = json!(job.confidence.then(confidence_report));
+    report["outputs"] = json!(written);
     write_report(out, &report, outputs)?;
 
     if !quiet {
@@ -398,13 +386,52 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
             config.disp_min,
             config.disp_max,
             config.levels(),
-            full.similarity,
+            output.reports.last().expect("at least one step").similarity,
             output.times.total,
             100.0 * density,
             out.display()
         );
     }
     Ok(())
+}
+
+/// What a run did, for [`run_report`].
+pub(crate) struct RunFacts<'a> {
+    pub(crate) reports: &'a [pipeline::StepReport],
+    pub(crate) times: &'a pipeline::StageTimes,
+    pub(crate) lr_rejected: usize,
+    pub(crate) small_regions_removed: usize,
+    pub(crate) filled: usize,
+    /// Share of the left pixels with a disparity.
+    pub(crate) density: f64,
+}
+
+/// run.json's fields about the run itself (similarities, models, parameters, steps, timings,
+/// statistics, peak memory); the caller adds where the inputs came from and what was written
+/// (`command`, `inputs`, `georeferenced`, `storage`, `confidence_products`, `outputs`). Also the
+/// Python binding's `MatchResult.report`.
+pub(crate) fn run_report(facts: &RunFacts, config: &MatchConfig, models: &[serde_json::Value], plugin: &Option<serde_json::Value>) -> serde_json::Value {
+    let full = facts.reports.last().expect("at least one step");
+    json!({
+        "deepsim_version": env!("CARGO_PKG_VERSION"),
+        "convention": "left pixel (x, y) matches right pixel (x - d, y)",
+        "similarity": facts.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
+        "models": models,
+        "plugin": plugin,
+        "parameters": config,
+        "threads": rayon::current_num_threads(),
+        "steps": facts.reports,
+        "timings_s": facts.times,
+        "stats": {
+            "cost_volume_entries": full.cost_volume_entries,
+            "cost_volume_entries_all_levels": facts.reports.iter().map(|l| l.cost_volume_entries).sum::<usize>(),
+            "lr_rejected": facts.lr_rejected,
+            "small_regions_removed": facts.small_regions_removed,
+            "filled": facts.filled,
+            "density": facts.density,
+        },
+        "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
+    })
 }
 
 /// What run.json says of the confidence products: files, definitions and validity bits.

@@ -172,32 +172,20 @@ pub fn run_job(
 
     let (w, h) = size_left;
     let with_value = output.disparity.iter().filter(|d| !d.is_nan()).count();
-    let density = with_value as f64 / (w * h) as f64;
-    let full = output.reports.last().expect("at least one step");
-    let report = json!({
-        "deepsim_version": env!("CARGO_PKG_VERSION"),
-        "command": Value::Null,
-        "convention": "left pixel (x, y) matches right pixel (x - d, y)",
-        "inputs": { "left": left_report, "right": right_report, "nodata": job.nodata },
-        "georeferenced": false,
-        "similarity": output.reports.iter().map(|l| l.similarity.clone()).collect::<Vec<_>>(),
-        "models": job.models,
-        "plugin": job.plugin,
-        "parameters": config,
-        "storage": "memory",
-        "threads": rayon::current_num_threads(),
-        "steps": output.reports,
-        "timings_s": output.times,
-        "stats": {
-            "cost_volume_entries": full.cost_volume_entries,
-            "cost_volume_entries_all_levels": output.reports.iter().map(|l| l.cost_volume_entries).sum::<usize>(),
-            "lr_rejected": output.lr_rejected,
-            "small_regions_removed": output.small_regions_removed,
-            "filled": output.filled,
-            "density": density,
-        },
-        "peak_memory_bytes": deepsim::report::peak_memory_bytes(),
-        "outputs": Value::Null,
-    });
+    let facts = crate::cli::match_cmd::RunFacts {
+        reports: &output.reports,
+        times: &output.times,
+        lr_rejected: output.lr_rejected,
+        small_regions_removed: output.small_regions_removed,
+        filled: output.filled,
+        density: with_value as f64 / (w * h) as f64,
+    };
+    let mut report = crate::cli::match_cmd::run_report(&facts, &config, &job.models, &job.plugin);
+    // Inputs described as arrays; no command line, georeferencing or output files.
+    report["command"] = Value::Null;
+    report["inputs"] = json!({ "left": left_report, "right": right_report, "nodata": job.nodata });
+    report["georeferenced"] = json!(false);
+    report["storage"] = json!("memory");
+    report["outputs"] = Value::Null;
     Ok((output.disparity, output.confidence, report))
 }

@@ -13,21 +13,10 @@
 //! a `deepsim.errors.DeepsimError` subclass chosen by the engine's [`deepsim::ErrorKind`].
 #![deny(missing_docs)]
 
-/// `eprintln!` that never panics (the CLI's macro, which its modules use).
-macro_rules! note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
-/// `print!` that never panics (the CLI's macro, which its modules use).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
-    }};
-}
+// The CLI's `note!` / `say!`, which its modules use.
+#[macro_use]
+#[path = "../../../src/cli/macros.rs"]
+mod macros;
 
 #[path = "../../../src/cli/mod.rs"]
 #[allow(missing_docs, dead_code)]
