@@ -34,6 +34,7 @@ import tifffile
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "peers"))
+from metrics import bad2_nonocc  # noqa: E402  (the table's rule, shared with the Pandora plugin's bench)
 
 LABELLED = {
     "motorcycle": "motorcycle",
@@ -100,10 +101,7 @@ def run_pandora(left: Path, right: Path, dmin: int, dmax: int, cost: str) -> tup
     cfg = (rp.census_sgm_config if cost == "census" else rp.mccnn_sgm_config)(str(left), str(right), dmax)
     cfg["input"]["left"]["disp"] = [-dmax, -dmin]  # Pandora: d = x_right − x_left
     left_ds, _, _, _, run_s = rp.run_once(cfg)
-    d = -left_ds["disparity_map"].data.astype(np.float32)
-    invalid = (left_ds["validity_mask"].data & rp._invalid_flag()) != 0
-    d[invalid] = np.nan
-    return d, run_s
+    return rp.our_disparity(left_ds), run_s
 
 
 def run_method(m: Method, bin_path: str, left: Path, right: Path, dmin: int, dmax: int, work: Path) -> tuple[np.ndarray, float]:
@@ -122,13 +120,6 @@ def grey_png(src: Path, dst: Path, flip: bool = False) -> Path:
         img = img[:, ::-1]
     cv2.imwrite(str(dst), np.ascontiguousarray(img))
     return dst
-
-
-def bad2_nonocc(d: np.ndarray, gt: np.ndarray, nonocc: np.ndarray) -> tuple[float, float]:
-    region = nonocc & np.isfinite(gt)
-    valid = np.isfinite(d) & region
-    bad = region & ~(valid & (np.abs(np.where(valid, d, 0) - gt) <= 2.0))
-    return 100.0 * bad.sum() / region.sum(), 100.0 * valid.sum() / region.sum()
 
 
 def lr_consistency(d_left: np.ndarray, d_right_mirrored: np.ndarray) -> tuple[float, float]:

@@ -116,6 +116,15 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ metrics
+def bad2_nonocc(d: np.ndarray, gt: np.ndarray, nonocc: np.ndarray) -> tuple[float, float]:
+    """Non-occluded bad-2 % with missing predictions counted as bad, and density % (the rule of
+    bench/real.py's table)."""
+    region = nonocc & np.isfinite(gt)
+    valid = np.isfinite(d) & region
+    bad = region & ~(valid & (np.abs(np.where(valid, d, 0) - gt) <= 2.0))
+    return 100.0 * bad.sum() / region.sum(), 100.0 * valid.sum() / region.sum()
+
+
 def region_metrics(pred: np.ndarray, gt: np.ndarray, region: np.ndarray, valid: np.ndarray) -> dict:
     """Metrics on the pixels of ``region`` (bool).  ``valid``: bool, prediction usable."""
     n = int(region.sum())

@@ -44,17 +44,23 @@ HERE = Path(__file__).resolve().parent
 
 
 def census_sgm_config(left: str, right: str, disp_max: int) -> dict:
+    return sgm_config(left, right, disp_max, {"matching_cost_method": "census", "window_size": 5, "subpix": 1}, 8, 32)
+
+
+def sgm_config(left: str, right: str, disp_max: int, matching_cost: dict, p1: float, p2: float) -> dict:
+    """Pandora's documented SGM pipeline (libSGM with constant P1/P2, WTA, vfit, median 3,
+    cross-checking 1 px, median 3) with ``matching_cost``, over disparities 0..disp_max."""
     return {
         "input": {
             "left": {"img": left, "disp": [-disp_max, 0]},
             "right": {"img": right},
         },
         "pipeline": {
-            "matching_cost": {"matching_cost_method": "census", "window_size": 5, "subpix": 1},
+            "matching_cost": matching_cost,
             "optimization": {
                 "optimization_method": "sgm",
                 "overcounting": False,
-                "penalty": {"penalty_method": "sgm_penalty", "P1": 8, "P2": 32, "p2_method": "constant"},
+                "penalty": {"penalty_method": "sgm_penalty", "P1": p1, "P2": p2, "p2_method": "constant"},
             },
             "disparity": {"disparity_method": "wta", "invalid_disparity": "NaN"},
             "refinement": {"refinement_method": "vfit"},
@@ -93,6 +99,17 @@ def _invalid_flag() -> int:
     except ImportError:
         from pandora.constants import Criteria
         return int(Criteria.PANDORA_MSK_PIXEL_INVALID)
+
+
+def our_disparity(left_ds) -> np.ndarray:
+    """Pandora's left disparity in this project's convention (x_right = x_left − d; Pandora has
+    x_right = x_left + d), NaN where Pandora has none or flags the pixel invalid: Pandora keeps a
+    value at pixels its validation step rejects and flags them in validity_mask
+    (PANDORA_MSK_PIXEL_INVALID groups border/nodata/occlusion/mismatch)."""
+    d = -np.asarray(left_ds["disparity_map"].data, dtype=np.float32)
+    d[~np.isfinite(d)] = np.nan
+    d[(np.asarray(left_ds["validity_mask"].data) & int(_invalid_flag())) != 0] = np.nan
+    return d
 
 
 def _versions() -> dict:

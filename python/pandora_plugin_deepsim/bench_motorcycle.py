@@ -14,65 +14,21 @@ motorcycle is validation only).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
-import pandora
-from pandora import check_configuration, img_tools
-from pandora.state_machine import PandoraMachine
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "peers"))
+import run_pandora as rp  # noqa: E402  (the peers' Pandora pipeline, run and conversion)
+from metrics import bad2_nonocc  # noqa: E402  (bench/real.py's rule)
+
 DATA = ROOT.parent / "shared" / "data" / "motorcycle"
 if not DATA.exists():
     DATA = Path("/work/shared/data/motorcycle")
-
-
-def config(left: str, right: str, disp_max: int, cost: dict, p1: float, p2: float) -> dict:
-    return {
-        "input": {"left": {"img": left, "disp": [-disp_max, 0]}, "right": {"img": right}},
-        "pipeline": {
-            "matching_cost": cost,
-            "optimization": {
-                "optimization_method": "sgm",
-                "overcounting": False,
-                "penalty": {"penalty_method": "sgm_penalty", "P1": p1, "P2": p2, "p2_method": "constant"},
-            },
-            "disparity": {"disparity_method": "wta", "invalid_disparity": "NaN"},
-            "refinement": {"refinement_method": "vfit"},
-            "filter": {"filter_method": "median", "filter_size": 3},
-            "validation": {"validation_method": "cross_checking_accurate", "cross_checking_threshold": 1},
-            "filter.this_time_after_validation": {"filter_method": "median", "filter_size": 3},
-        },
-    }
-
-
-def run(user: dict) -> tuple[np.ndarray, float]:
-    pandora.import_plugin()
-    machine = PandoraMachine()
-    cfg = check_configuration.check_conf(copy.deepcopy(user), machine)
-    left = img_tools.create_dataset_from_inputs(input_config=cfg["input"]["left"])
-    d = cfg["input"]["left"]["disp"]
-    cfg["input"]["right"]["disp"] = [-d[1], -d[0]]
-    right = img_tools.create_dataset_from_inputs(input_config=cfg["input"]["right"])
-    t = time.perf_counter()
-    left_ds, _ = pandora.run(machine, left, right, cfg)
-    seconds = time.perf_counter() - t
-    disp = -np.asarray(left_ds["disparity_map"].data, dtype=np.float32)
-    invalid = (np.asarray(left_ds["validity_mask"].data) & int(pandora.constants.Criteria.PANDORA_MSK_PIXEL_INVALID)) != 0
-    disp[invalid | ~np.isfinite(disp)] = np.nan
-    return disp, seconds
-
-
-def bad2_nonocc(d: np.ndarray, gt: np.ndarray, nonocc: np.ndarray) -> tuple[float, float]:
-    region = nonocc & np.isfinite(gt)
-    valid = np.isfinite(d) & region
-    bad = region & ~(valid & (np.abs(np.where(valid, d, 0) - gt) <= 2.0))
-    return 100.0 * bad.sum() / region.sum(), 100.0 * valid.sum() / region.sum()
 
 
 def main() -> int:
@@ -94,7 +50,8 @@ def main() -> int:
     }
     results = {}
     for name, (cost, p1, p2) in methods.items():
-        disp, seconds = run(config(left, right, 63, cost, p1, p2))
+        left_ds, _, _, _, seconds = rp.run_once(rp.sgm_config(left, right, 63, cost, p1, p2))
+        disp = rp.our_disparity(left_ds)
         error, density = bad2_nonocc(disp, gt, nonocc)
         results[name] = {"nonocc_bad2_pct": round(error, 2), "density_pct": round(density, 1), "pandora_run_s": round(seconds, 2)}
         print(f"{name:60s} bad-2 {error:6.2f} %  density {density:5.1f} %  {seconds:6.1f} s", flush=True)
