@@ -2,6 +2,7 @@
 //! `match_cmd::resolve` for the checks.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use deepsim::model::Precision;
 use deepsim::pipeline::Fill;
 use deepsim::runtime::Device;
 use deepsim::similarity::Head;
@@ -128,6 +129,11 @@ pub struct MatchArgs {
     /// Runtime executing the model.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Auto)]
     pub runtime: RuntimeKind,
+    /// Feature extractor arithmetic: int8 runs the bundle's features.int8.onnx (written by
+    /// `deepsim-train quantize`, parity in its card), about 2× faster on ONNX Runtime CPUs; auto
+    /// takes it with ONNX Runtime on the CPU when the bundle has one, else fp32
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
+    pub precision: Precision,
     /// With the MLP head: run it only on each pixel's K best cosine candidates, the others
     /// ranked after them by cosine (0: on every candidate, exact). The default, 4, was chosen on
     /// held-out synthetic pairs: bad-2 within 0.1 point of the exact MLP (docs/learned-speed.md).

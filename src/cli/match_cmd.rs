@@ -12,7 +12,7 @@ use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
-use deepsim::model::ModelBundle;
+use deepsim::model::{ModelBundle, Precision};
 use deepsim::plugin::PluginSimilarity;
 use deepsim::similarity::{parse_window, Blend, Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
@@ -163,7 +163,7 @@ pub(crate) fn build_model(dir: &Path, args: &MatchArgs, quiet: bool) -> anyhow::
     };
     let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
     let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-    let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
+    let mlp = ModelOptions { precision: args.precision, top_k: args.mlp_top_k, onnx: args.mlp_onnx };
     let budget = memory_budget(args)?;
     let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
     report["runtime_choice"] = choice;
@@ -208,7 +208,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                 let runtime = runtime.as_ref().expect("built just above");
                 let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
                 let (learned, report) =
-                    build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), budget, quiet)?;
+                    build_learned(dir, *head, runtime.as_ref(), tiling, ModelOptions::default(), budget, quiet)?;
                 models.push(json!({ "model": report }));
                 learned
             }
@@ -277,11 +277,20 @@ struct FeatureTiling {
     margin_px: Option<usize>,
 }
 
-/// How the MLP head runs (`--mlp-top-k`, `--mlp-onnx`).
-#[derive(Default, Clone, Copy)]
-struct MlpOptions {
+/// How the model runs: the feature extractor's precision (`--precision`) and the MLP head
+/// (`--mlp-top-k`, `--mlp-onnx`).
+#[derive(Clone, Copy)]
+struct ModelOptions {
+    precision: Precision,
     top_k: usize,
     onnx: bool,
+}
+
+impl Default for ModelOptions {
+    /// What a parameter file without these options gets (MicMac-style: the exact MLP).
+    fn default() -> Self {
+        ModelOptions { precision: Precision::Auto, top_k: 0, onnx: false }
+    }
 }
 
 /// A learned backend from a bundle folder, and its description for the report.
@@ -290,14 +299,14 @@ fn build_learned(
     head: Option<Head>,
     runtime: &dyn Runtime,
     tiling: FeatureTiling,
-    mlp: MlpOptions,
+    mlp: ModelOptions,
     budget: u64,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
-    let bundle = ModelBundle::open(dir)?;
+    let (bundle, precision) = ModelBundle::open(dir)?.with_precision(mlp.precision, runtime)?;
     let tiling = Tiling::for_model(tiling.tile_px, tiling.margin_px, &bundle.features);
     if !quiet {
-        note!("deepsim: model {} on {}", dir.display(), runtime.name());
+        note!("deepsim: model {} on {}, {} features ({})", dir.display(), runtime.name(), precision.chosen, precision.why);
     }
     // Feature windows sized so that the extractor's activations fit the memory budget.
     let mut learned = Learned::new(&bundle, runtime, head, tiling)?
@@ -311,6 +320,7 @@ fn build_learned(
         "runtime": runtime.name(),
         "head": learned.head(),
         "feature_tiling": learned.tiling(),
+        "precision": precision,
     });
     if let Some(engine) = learned.mlp_engine() {
         report["mlp"] = json!({ "engine": engine, "top_k": mlp.top_k, "macs_per_candidate": learned.mlp_macs_per_candidate() });

@@ -45,7 +45,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Options that configure how a model is loaded and run: given to :class:`Model`, which keeps
 #: them; a run with ``model=Model(...)`` may not change them.
 MODEL_OPTIONS = frozenset(
-    {"head", "runtime", "device", "device_id", "trt_cache", "trt_fp16", "feature_tile", "feature_margin", "mlp_top_k", "mlp_onnx"}
+    {"head", "runtime", "device", "device_id", "trt_cache", "trt_fp16", "feature_tile", "feature_margin", "mlp_top_k", "mlp_onnx", "precision"}
 )
 
 #: Arguments of the CLI that name files, which the array functions take as arrays instead.
@@ -98,7 +98,7 @@ class Model:
 
     ``Model(path, head="cosine", runtime="tract")`` takes the CLI's ``--model`` and the model
     options (``head``, ``runtime``, ``device``, ``device_id``, ``trt_cache``, ``trt_fp16``,
-    ``feature_tile``, ``feature_margin``, ``mlp_top_k``, ``mlp_onnx``). Pass it as ``model=`` to
+    ``feature_tile``, ``feature_margin``, ``mlp_top_k``, ``mlp_onnx``, ``precision``). Pass it as ``model=`` to
     :func:`match` and :func:`cost_volume` to skip loading the networks on each call.
     """
 
