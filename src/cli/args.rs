@@ -164,8 +164,9 @@ pub struct MatchArgs {
     /// blend was the most accurate on held-out synthetic pairs (README, "Choosing the blend").
     #[arg(long)]
     pub learned_weight: Option<f32>,
-    /// Feature extraction tile side (px); larger images are processed in tiles.
-    #[arg(long, default_value_t = 1024)]
+    /// Feature extraction tile side (px); larger images are processed in tiles (512: as fast as
+    /// larger tiles and a third less memory, docs/learned-speed.md).
+    #[arg(long, default_value_t = deepsim::similarity::DEFAULT_FEATURE_TILE_PX)]
     pub feature_tile: usize,
     /// Context around each feature tile (px); default: the bundle's measured exact margin
     /// (metadata deepsim.exact_margin_px), else 128.
