@@ -132,6 +132,20 @@ impl Products {
         }
     }
 
+    /// The products of `region` (a copy).
+    pub fn crop(&self, region: Region) -> Products {
+        let part = s![region.y0..region.y1, region.x0..region.x1];
+        let crop = |m: &Array2<f32>| m.slice(part).to_owned();
+        Products {
+            ambiguity: crop(&self.ambiguity),
+            risk_min: crop(&self.risk_min),
+            risk_max: crop(&self.risk_max),
+            disparity_min: crop(&self.disparity_min),
+            disparity_max: crop(&self.disparity_max),
+            validity: self.validity.slice(part).to_owned(),
+        }
+    }
+
     /// Copies `band` into rows `first_row ..`.
     pub fn assign_rows(&mut self, first_row: usize, band: &Products) {
         let rows = s![first_row..first_row + band.validity.nrows(), ..];

@@ -23,6 +23,7 @@ mod macros;
 mod cli;
 
 mod arrays;
+mod distributed;
 mod errors;
 
 use clap::Parser as _;
@@ -314,5 +315,7 @@ fn _deepsim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(match_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(cost_volume, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_class::<distributed::TileWorker>()?;
+    m.add_function(wrap_pyfunction!(distributed::run_tiled, m)?)?;
     Ok(())
 }

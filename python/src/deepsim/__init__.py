@@ -188,6 +188,7 @@ def _array_call(
     options: dict,
 ) -> tuple[list, dict]:
     _refuse(options, _FILE_OPTIONS, "deepsim.match takes arrays; use deepsim.match_files for files")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     model_argv, loaded = _model_argv(model, options)
     argv = (
         _global_flags(quiet, threads)
@@ -287,6 +288,7 @@ def match_files(
     folder with its options (the files path has no in-memory model).
     """
     _refuse(options, frozenset({"left", "right", "out", "config"}), "give the files as left_path, right_path, out_dir")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     if isinstance(model, Model):
         _refuse(options, MODEL_OPTIONS, "set when the deepsim.Model was loaded; give it to deepsim.Model(...)")
         model_argv = [f"--model={model.path}", *model._native.options]
