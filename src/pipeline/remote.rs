@@ -577,6 +577,254 @@ pub(super) fn match_level_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::{
+        Fill, MIN_BUDGET, NoProgress, Pair, Regularizer, RowSink, pyramid_steps, run_streamed,
+    };
+    use crate::pyramid::Propagation;
+    use crate::sgm::lines::{LineParams, MaskLabel};
+    use crate::sgm::{Penalty, SgmParams};
+    use crate::similarity::Census;
+    use crate::tiles::TileParams;
+    use ndarray::ArrayView2;
+
+    /// A textured pair with a disparity step: left (x, y) = right (x − d, y).
+    fn pair(w: usize, h: usize) -> Pair {
+        let texture = |x: f32, y: f32| {
+            0.5 + 0.25 * (0.9 * x).sin() * (0.7 * y).cos()
+                + 0.2 * ((x * 12.9898 + y * 78.233).sin() * 43758.547).fract()
+        };
+        let d = |x: usize, y: usize| {
+            if (x / 17 + y / 13).is_multiple_of(3) {
+                9.0
+            } else {
+                4.0
+            }
+        };
+        Pair {
+            left: Array2::from_shape_fn((h, w), |(y, x)| texture(x as f32 - d(x, y), y as f32)),
+            right: Array2::from_shape_fn((h, w), |(y, x)| texture(x as f32, y as f32)),
+            left_valid: Array2::from_shape_fn((h, w), |(y, x)| (x + 3 * y) % 97 != 0),
+            right_valid: Array2::from_elem((h, w), true),
+        }
+    }
+
+    fn owned(pair: &Pair) -> Images<'static> {
+        Images {
+            left: Grid::from_array(pair.left.clone()),
+            right: Grid::from_array(pair.right.clone()),
+            left_valid: Grid::from_array(pair.left_valid.clone()),
+            right_valid: Grid::from_array(pair.right_valid.clone()),
+        }
+    }
+
+    /// Collects the rows and the products.
+    struct Rows {
+        disparity: Array2<f32>,
+        confidence: Array2<f32>,
+        products: Products,
+    }
+
+    impl RowSink for Rows {
+        fn rows(
+            &mut self,
+            y0: usize,
+            disparity: ArrayView2<f32>,
+            confidence: ArrayView2<f32>,
+        ) -> Result<()> {
+            self.disparity
+                .slice_mut(s![y0..y0 + disparity.nrows(), ..])
+                .assign(&disparity);
+            self.confidence
+                .slice_mut(s![y0..y0 + confidence.nrows(), ..])
+                .assign(&confidence);
+            Ok(())
+        }
+        fn wants_products(&self) -> bool {
+            true
+        }
+        fn product_rows(&mut self, y0: usize, products: &Products) -> Result<()> {
+            self.products.assign_rows(y0, products);
+            Ok(())
+        }
+    }
+
+    /// Tiles matched by a [`TileWorker`] of its own, last tile first, through the bytes.
+    struct InProcess<'a> {
+        worker: TileWorker,
+        backends: &'a [&'a dyn Similarity],
+        dir: tempfile::TempDir,
+    }
+
+    impl TileRunner for InProcess<'_> {
+        fn shared_dir(&self) -> &Path {
+            self.dir.path()
+        }
+
+        fn run_step(
+            &self,
+            request: &StepRequest,
+            receive: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+        ) -> Result<()> {
+            for tile in (0..request.tiles.len()).rev() {
+                let task = TileTask {
+                    step: request.step,
+                    tile,
+                    coarse: request.coarse,
+                    products: request.products,
+                };
+                receive(
+                    tile,
+                    &self
+                        .worker
+                        .run_tile(self.backends, &task, &NoProgress)?
+                        .encode(),
+                )?;
+            }
+            Ok(())
+        }
+    }
+
+    fn run_both(pair: &Pair, config: &MatchConfig) -> (Rows, Rows, Vec<usize>) {
+        let census = Census::new(5, 5).unwrap();
+        let backends: [&dyn Similarity; 1] = [&census];
+        let rows = || Rows {
+            disparity: Array2::zeros(pair.left.dim()),
+            confidence: Array2::zeros(pair.left.dim()),
+            products: Products::empty(pair.left.dim()),
+        };
+        let (mut here, mut there) = (rows(), rows());
+        let local = run_streamed(
+            owned(pair),
+            config,
+            &backends,
+            &Storage::Memory,
+            &NoProgress,
+            &mut here,
+        )
+        .unwrap();
+        let runner = InProcess {
+            worker: TileWorker::new(owned(pair), config.clone(), &Storage::Memory, 1).unwrap(),
+            backends: &backends,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let remote = super::super::run_streamed_remote(
+            owned(pair),
+            config,
+            &backends,
+            &Storage::Memory,
+            &NoProgress,
+            &mut there,
+            &runner,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                local.lr_rejected,
+                local.small_regions_removed,
+                local.filled,
+                local.with_value
+            ),
+            (
+                remote.lr_rejected,
+                remote.small_regions_removed,
+                remote.filled,
+                remote.with_value
+            )
+        );
+        for (a, b) in local.reports.iter().zip(&remote.reports) {
+            assert_eq!(
+                (
+                    a.tiles,
+                    a.cost_volume_entries,
+                    a.disparity_span,
+                    a.masked_pixels
+                ),
+                (
+                    b.tiles,
+                    b.cost_volume_entries,
+                    b.disparity_span,
+                    b.masked_pixels
+                )
+            );
+        }
+        // The coarse disparities were removed once used.
+        assert_eq!(std::fs::read_dir(runner.dir.path()).unwrap().count(), 0);
+        (here, there, local.reports.iter().map(|r| r.tiles).collect())
+    }
+
+    fn assert_same(here: &Rows, there: &Rows) {
+        let same = |a: &Array2<f32>, b: &Array2<f32>| {
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        assert!(same(&here.disparity, &there.disparity), "disparity");
+        assert!(same(&here.confidence, &there.confidence), "confidence");
+        for (a, b) in here.products.maps().into_iter().zip(there.products.maps()) {
+            assert!(same(a, b), "products");
+        }
+        assert_eq!(here.products.validity, there.products.validity);
+    }
+
+    /// Tiles matched elsewhere (through the encoded bytes, in another order) give the
+    /// single-machine run's bits: with MicMac's occlusion label and the products, and with
+    /// tiles that the memory budget splits further.
+    #[test]
+    fn a_run_with_remote_tiles_is_the_single_machine_run() {
+        let small = pair(131, 97);
+        let propagation = Propagation {
+            dilate_alti_px: 2,
+            dilate_plani_px: 1,
+        };
+        let micmac = Regularizer::Micmac(LineParams {
+            orientations: 5,
+            weight: 0.05,
+            max_slope: 2.0,
+            mask: Some(MaskLabel {
+                cost: 0.5,
+                transition: 0.3,
+            }),
+        });
+        let mut config = MatchConfig {
+            disp_min: 0,
+            disp_max: 15,
+            steps: pyramid_steps(3, micmac, propagation, |_| 0),
+            subpixel: true,
+            lr_check_px: Some(1.0),
+            median: true,
+            min_region_px: 6,
+            fill: Fill::Background,
+            keep_steps: false,
+            tiles: Some(TileParams {
+                size_px: 40,
+                overlap_px: 8,
+            }),
+            memory_budget: None,
+        };
+        let (here, there, tiles) = run_both(&small, &config);
+        assert_same(&here, &there);
+        assert_eq!(tiles, [1, 4, 12]);
+        assert!(here.disparity.iter().filter(|d| d.is_finite()).count() > small.left.len() / 2);
+
+        // 300 × 260 × 128 candidates in one planned tile: the budget splits it.
+        let large = pair(300, 260);
+        let sgm = Regularizer::Sgm(SgmParams {
+            directions: 8,
+            penalty: Penalty::Classic {
+                p1: 0.2,
+                p2: 0.8,
+                p2_adapt: None,
+            },
+        });
+        config.steps = pyramid_steps(1, sgm, propagation, |_| 0);
+        config.disp_max = 127;
+        config.tiles = Some(TileParams {
+            size_px: 512,
+            overlap_px: 16,
+        });
+        config.memory_budget = Some(MIN_BUDGET);
+        let (here, there, tiles) = run_both(&large, &config);
+        assert_same(&here, &there);
+        assert!(tiles[0] >= 4, "{tiles:?}: the budget split the one planned tile");
+    }
 
     #[test]
     fn a_tile_output_survives_encoding_and_a_truncated_one_is_refused() {
