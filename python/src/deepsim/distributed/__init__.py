@@ -241,7 +241,7 @@ def main(argv: Optional[list] = None) -> int:
         print(f"deepsim: error: --dask needs the dask.distributed package ({e}): pip install 'dask[distributed]'", file=sys.stderr)
         return 1
     try:
-        client = Client(address, timeout="30s")
+        client = Client(address)  # timeout: distributed.comm.timeouts.connect (30 s)
     except (OSError, TimeoutError) as e:
         print(f"deepsim: error: --dask {address}: cannot reach the Dask scheduler ({e})", file=sys.stderr)
         return 1
