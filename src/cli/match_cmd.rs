@@ -114,10 +114,13 @@ pub(crate) trait RemoteRun: TileRunner {
 pub(crate) type RemoteFactory<'f> = &'f dyn Fn(&Path, &MatchConfig) -> anyhow::Result<Box<dyn RemoteRun + 'f>>;
 
 /// `deepsim match` with the tiles matched by the runner `remote` makes (`--dask`): the same
-/// outputs, written the same way, as [`run`].
+/// outputs, written the same way, as [`run`]; returns the output folder.
 #[allow(dead_code)] // the Python binding's (python/deepsim-py)
-pub(crate) fn run_remote(args: &MatchArgs, quiet: bool, remote: RemoteFactory) -> anyhow::Result<()> {
-    execute_with(distributed_job(args, quiet)?, quiet, Some(remote))
+pub(crate) fn run_remote(args: &MatchArgs, quiet: bool, remote: RemoteFactory) -> anyhow::Result<PathBuf> {
+    let job = distributed_job(args, quiet)?;
+    let out = job.out.clone();
+    execute_with(job, quiet, Some(remote))?;
+    Ok(out)
 }
 
 /// A worker's side of a `--dask` run of `args`: the pair read from its files, its pyramid,

@@ -171,13 +171,14 @@ impl RemoteRun for PyRunner {
 /// Runs `deepsim match` (argument list `argv`) with each step's tiles submitted by `submit`
 /// (see [`PyRunner`]); `description` (JSON) goes into run.json's `distributed`. An exception
 /// raised by `submit` or its results stops the run and is raised again here, as it was.
+/// Returns the output folder.
 #[pyfunction]
 pub fn run_tiled(
     py: Python<'_>,
     argv: Vec<String>,
     submit: Py<PyAny>,
     description: String,
-) -> PyResult<()> {
+) -> PyResult<String> {
     let e = |err| errors::to_py(py, err);
     let (args, quiet, threads) = parse_match(&argv).map_err(e)?;
     let description: serde_json::Value = serde_json::from_str(&description).map_err(|err| {
@@ -227,7 +228,7 @@ pub fn run_tiled(
     };
     let run = py.detach(|| in_pool(threads, || match_cmd::run_remote(&args, quiet, &factory))?);
     match run {
-        Ok(()) => Ok(()),
+        Ok(out) => Ok(out.to_string_lossy().into_owned()),
         Err(err) => match error.lock().expect("not poisoned").take() {
             Some(raised) => Err(raised),
             None => Err(e(err)),

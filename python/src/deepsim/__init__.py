@@ -13,7 +13,9 @@ Disparity convention: left pixel ``(x, y)`` matches right pixel ``(x - d, y)``; 
 >>> result = deepsim.match(left, right, disp_min=0, disp_max=63, model=model)  # doctest: +SKIP
 
 The engine runs with the GIL released; errors are :class:`deepsim.errors.DeepsimError`
-subclasses carrying the engine's message.
+subclasses carrying the engine's message. Large pairs on a Dask cluster (the tiles of a tiled
+run matched by the workers, same result): :func:`deepsim.distributed.match_tiled` (imported on
+demand: ``import deepsim.distributed``; needs ``dask[distributed]``).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ class TileWorker:
     def run_tile(self, step: int, tile: int, coarse: Optional[str] = None, products: bool = False) -> bytes:
         """Matches one tile of the plan; its core, encoded for ``run_tiled``."""
 
-def run_tiled(argv: list[str], submit: Callable[[dict[str, Any]], Iterable[tuple[int, bytes]]], description: str) -> None:
+def run_tiled(argv: list[str], submit: Callable[[dict[str, Any]], Iterable[tuple[int, bytes]]], description: str) -> str:
     """``deepsim match`` with each step's tiles given to ``submit`` (a request dict: ``step``,
-    ``level``, ``tiles``, ``coarse``, ``products``, ``argv``), which yields ``(tile, bytes)``."""
+    ``level``, ``tiles``, ``coarse``, ``products``, ``argv``), which yields ``(tile, bytes)``;
+    returns the output folder."""

@@ -138,44 +138,26 @@ def run(argv: list, client: Any, *, progress: Optional[ProgressCallback] = None)
     before = argv[: argv.index("match")]
     quiet = "-q" in before or "--quiet" in before
     run_id = uuid.uuid4().hex
-    workers = client.scheduler_info().get("workers", {})
+    nthreads = client.nthreads()  # worker address -> threads
     description = {
         "scheduler": getattr(client.scheduler, "address", None),
-        "workers": len(workers),
-        "worker_threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        "workers": len(nthreads),
+        "worker_threads": sum(nthreads.values()),
         "dashboard": getattr(client, "dashboard_link", None),
         "run_id": run_id,
     }
     start = time.perf_counter()
     try:
-        _deepsim.run_tiled(argv, _submitter(client, run_id, _Progress(quiet, progress)), json.dumps(description))
+        out = _deepsim.run_tiled(argv, _submitter(client, run_id, _Progress(quiet, progress)), json.dumps(description))
     finally:
         try:
             client.run(_forget, run_id)
         except Exception:  # a worker gone: its memory went with it
             pass
-    out = _out_dir(argv)
     with open(os.path.join(out, "run.json"), encoding="utf-8") as f:
         report = json.load(f)
     report.setdefault("distributed", {})["driver_wall_s"] = time.perf_counter() - start
     return report
-
-
-def _out_dir(argv: list) -> str:
-    for i, a in enumerate(argv):
-        if a.startswith("--out="):
-            return a[len("--out=") :]
-        if a == "--out" and i + 1 < len(argv):
-            return argv[i + 1]
-    # A <DeepsimMatch> file names the folder: the report is read back from it.
-    for a in argv[argv.index("match") + 1 :]:
-        if not a.startswith("-") and a.endswith(".xml"):
-            import xml.etree.ElementTree as ET
-
-            node = ET.parse(a).getroot().find("Out")
-            if node is not None and node.text:
-                return node.text.strip()
-    raise OptionError("give --out (the output folder)")
 
 
 def match_tiled(
