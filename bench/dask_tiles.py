@@ -3,7 +3,8 @@
     python bench/dask_tiles.py --left L.tif --right R.tif --disp-min 0 --disp-max 127 [--tile 1024]
 
 Runs, one after the other (niced by the caller), with census (the default similarity):
-  1. `deepsim match` (the binary, --threads CORES) on this machine;
+  1. `deepsim match` (the binary, --threads CORES) on this machine, then the same tiles through
+     the distributed path matched in this process (no Dask: the tile protocol's own cost);
   2. `deepsim.distributed.match_tiled` on a LocalCluster of 1 worker (engine threads CORES);
   3. the same on 2 workers (engine threads CORES / 2 each);
   4. 2 workers again, one of them killed (SIGKILL) when the first full-resolution tile is in;
@@ -74,6 +75,29 @@ def main() -> None:
     results["single"]["engine_s"] = engine_seconds(single)
     results["single"]["tiles"] = [s["tiles"] for s in single["steps"]]
     print(json.dumps({"single": results["single"]}), flush=True)
+
+    # The same distributed run with the tiles matched in this process, without Dask: what the
+    # tile protocol itself costs (plan, encoded cores, assembly).
+    from deepsim import _deepsim
+
+    cache = {}
+
+    def submit_here(request: dict):
+        worker = cache.get("worker") or cache.setdefault("worker", _deepsim.TileWorker(request["argv"]))
+        for i in range(len(request["tiles"])):
+            yield i, worker.run_tile(request["step"], i, request["coarse"], request["products"])
+
+    t = time.perf_counter()
+    argv = ["deepsim", "-q", f"--threads={a.cores}", *cmd[3:]]
+    argv[argv.index(str(out / "single"))] = str(out / "here")
+    _deepsim.run_tiled(argv, submit_here, "{}")
+    here = json.loads((out / "here/run.json").read_text())
+    results["in_process"] = {
+        "wall_s": time.perf_counter() - t,
+        "identical_to_single": same_files(out / "single", out / "here"),
+        "engine_s": engine_seconds(here),
+    }
+    print(json.dumps({"in_process": results["in_process"]}), flush=True)
 
     for workers, kill in ((1, False), (2, False), (2, True)):
         name = f"{workers}w" + ("-killed" if kill else "")

@@ -90,7 +90,7 @@ pub struct TilePart {
 
 impl TilePart {
     /// The core of `tile` from `matched` (which covers `tile.outer`), with the maps `keep` asks.
-    pub(super) fn cut(matched: &TileResult, tile: &Tile, keep: Keep) -> TilePart {
+    pub(super) fn cut(matched: &TileResult, tile: &Tile, keep: Wanted) -> TilePart {
         let (c, o) = (tile.core, tile.outer);
         let inner = s![c.y0 - o.y0..c.y1 - o.y0, c.x0 - o.x0..c.x1 - o.x0];
         let masked_core = matched.masked.as_ref().map(|m| m.slice(inner));
@@ -98,13 +98,15 @@ impl TilePart {
             core: c,
             disparity: matched.winner.disparity.slice(inner).to_owned(),
             subpixel: keep
-                .last
+                .subpixel
                 .then(|| matched.winner.subpixel.slice(inner).to_owned()),
             confidence: keep
                 .confidence
                 .then(|| matched.winner.confidence.slice(inner).to_owned()),
             masked: masked_core.filter(|_| keep.masked).map(|m| m.to_owned()),
-            rejected: keep.last.then(|| matched.rejected.slice(inner).to_owned()),
+            rejected: keep
+                .rejected
+                .then(|| matched.rejected.slice(inner).to_owned()),
             products: matched
                 .products
                 .as_ref()
@@ -125,13 +127,33 @@ impl TilePart {
     }
 }
 
+/// The maps a step keeps of each tile besides the integer disparity: those its [`StepGrids`]
+/// hold. Read from the grids (not from [`Keep`]) so that the rule stays in one place,
+/// [`StepGrids::new`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wanted {
+    subpixel: bool,
+    confidence: bool,
+    masked: bool,
+    rejected: bool,
+    products: bool,
+}
+
+impl Wanted {
+    /// The maps a step with `keep` keeps (those [`StepGrids::new`] allocates for it).
+    fn of(keep: Keep) -> Result<Wanted> {
+        Ok(StepGrids::new(0, 0, keep, &Storage::Memory)?.keeps())
+    }
+}
+
 impl StepGrids {
     /// The maps these grids keep.
-    pub(super) fn keeps(&self) -> Keep {
-        Keep {
+    pub(super) fn keeps(&self) -> Wanted {
+        Wanted {
+            subpixel: self.subpixel.is_some(),
             confidence: self.confidence.is_some(),
             masked: self.masked.is_some(),
-            last: self.subpixel.is_some(),
+            rejected: self.rejected.is_some(),
             products: self.products.is_some(),
         }
     }
@@ -216,8 +238,10 @@ impl TileOutput {
             match &part.products {
                 None => out.u64(0),
                 Some(p) => {
-                    out.u64(1);
-                    p.maps().into_iter().for_each(|m| out.array(m));
+                    // The number of float maps: a product set of another build is refused.
+                    let maps = p.maps();
+                    out.u64(maps.len() as u64);
+                    maps.into_iter().for_each(|m| out.array(m));
                     out.array(&p.validity);
                 }
             }
@@ -266,14 +290,18 @@ impl TileOutput {
             );
             let products = match d.u64()? {
                 0 => None,
-                _ => Some(Products {
-                    ambiguity: d.array(dim)?,
-                    risk_min: d.array(dim)?,
-                    risk_max: d.array(dim)?,
-                    disparity_min: d.array(dim)?,
-                    disparity_max: d.array(dim)?,
-                    validity: d.array(dim)?,
-                }),
+                maps => {
+                    let mut p = Products::empty(dim);
+                    let mut floats = p.float_maps_mut();
+                    if maps != floats.len() as u64 {
+                        return Err(decode_error("confidence products of another kind"));
+                    }
+                    for map in floats.iter_mut() {
+                        **map = d.array(dim)?;
+                    }
+                    p.validity = d.array(dim)?;
+                    Some(p)
+                }
             };
             let (entries, masked_count) = (entries?, masked_count?);
             parts.push(TilePart {
@@ -467,7 +495,12 @@ impl TileWorker {
         );
         let context: TileContext =
             step_context(config, task.step, images, &search, backends, task.products);
-        let keep = step_keep(config, task.step, task.products, &step.regularizer);
+        let keep = Wanted::of(step_keep(
+            config,
+            task.step,
+            task.products,
+            &step.regularizer,
+        ))?;
         let mut times = StageTimes::default();
         let mut parts = Vec::new();
         let budget = config.memory_budget.map(memory::Budget::new);
@@ -823,7 +856,10 @@ mod tests {
         config.memory_budget = Some(MIN_BUDGET);
         let (here, there, tiles) = run_both(&large, &config);
         assert_same(&here, &there);
-        assert!(tiles[0] >= 4, "{tiles:?}: the budget split the one planned tile");
+        assert!(
+            tiles[0] >= 4,
+            "{tiles:?}: the budget split the one planned tile"
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ use std::time::Instant;
 pub struct TileWorker {
     worker: deepsim::pipeline::TileWorker,
     backends: Vec<Box<dyn Similarity>>,
-    threads: Option<usize>,
+    /// The engine's threads (`--threads`), kept for all the tiles: threads and their buffers
+    /// are not started again for each tile.
+    pool: Option<rayon::ThreadPool>,
 }
 
 #[pymethods]
@@ -36,12 +38,16 @@ impl TileWorker {
     fn new(py: Python<'_>, argv: Vec<String>) -> PyResult<Self> {
         let e = |err| errors::to_py(py, err);
         let (args, quiet, threads) = parse_match(&argv).map_err(e)?;
-        let built = py.detach(|| in_pool(threads, || match_cmd::tile_worker(&args, quiet))?);
+        let pool = threads.map(crate::pool).transpose().map_err(e)?;
+        let built = py.detach(|| match &pool {
+            Some(pool) => pool.install(|| match_cmd::tile_worker(&args, quiet)),
+            None => match_cmd::tile_worker(&args, quiet),
+        });
         let (worker, backends) = built.map_err(e)?;
         Ok(TileWorker {
             worker,
             backends,
-            threads,
+            pool,
         })
     }
 
@@ -76,16 +82,12 @@ impl TileWorker {
             products,
         };
         let backends: Vec<&dyn Similarity> = self.backends.iter().map(|b| b.as_ref()).collect();
-        let run = py.detach(|| {
-            in_pool(self.threads, || {
-                Ok::<_, anyhow::Error>(
-                    self.worker
-                        .run_tile(&backends, &task, &NoProgress)?
-                        .encode(),
-                )
-            })?
+        let run = || self.worker.run_tile(&backends, &task, &NoProgress).map(|out| out.encode());
+        let bytes = py.detach(|| match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
         });
-        let bytes = run.map_err(|err| errors::to_py(py, err))?;
+        let bytes = bytes.map_err(|err| errors::to_py(py, err.into()))?;
         Ok(PyBytes::new(py, &bytes))
     }
 }
