@@ -248,6 +248,12 @@ pub struct MatchArgs {
     /// flags); README, "Confidence products".
     #[arg(long)]
     pub confidence: bool,
+    /// Match the tiles on a Dask cluster (scheduler address, e.g. tcp://host:8786): the same
+    /// tiles and result as on this machine; runs the Python package's `deepsim.distributed`
+    /// (`$DEEPSIM_PYTHON -m deepsim.distributed`, default python3). Inputs, output and
+    /// --scratch must be on storage the workers share; README, "Large pairs on a Dask cluster".
+    #[arg(long, value_name = "SCHEDULER_ADDRESS")]
+    pub dask: Option<String>,
 }
 
 #[derive(Args, Debug)]

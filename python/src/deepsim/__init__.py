@@ -13,7 +13,9 @@ Disparity convention: left pixel ``(x, y)`` matches right pixel ``(x - d, y)``; 
 >>> result = deepsim.match(left, right, disp_min=0, disp_max=63, model=model)  # doctest: +SKIP
 
 The engine runs with the GIL released; errors are :class:`deepsim.errors.DeepsimError`
-subclasses carrying the engine's message.
+subclasses carrying the engine's message. Large pairs on a Dask cluster (the tiles of a tiled
+run matched by the workers, same result): :func:`deepsim.distributed.match_tiled` (imported on
+demand: ``import deepsim.distributed``; needs ``dask[distributed]``).
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ def _array_call(
     options: dict,
 ) -> tuple[list, dict]:
     _refuse(options, _FILE_OPTIONS, "deepsim.match takes arrays; use deepsim.match_files for files")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     model_argv, loaded = _model_argv(model, options)
     argv = (
         _global_flags(quiet, threads)
@@ -287,6 +290,7 @@ def match_files(
     folder with its options (the files path has no in-memory model).
     """
     _refuse(options, frozenset({"left", "right", "out", "config"}), "give the files as left_path, right_path, out_dir")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     if isinstance(model, Model):
         _refuse(options, MODEL_OPTIONS, "set when the deepsim.Model was loaded; give it to deepsim.Model(...)")
         model_argv = [f"--model={model.path}", *model._native.options]
