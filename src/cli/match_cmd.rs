@@ -447,6 +447,7 @@ fn confidence_report() -> serde_json::Value {
         "risk_max_px": "mean over eta of the width of the candidates within eta (= disparity_max - disparity_min)",
         "risk_min_px": "mean over eta of the candidates missing inside that width",
         "disparity_min_max_px": "mean over eta of the lowest / highest disparity within eta of the best cost",
+        "search_min_max_px": "the interval the last step searched (inherited from the coarser steps; the whole range at a single step)",
         "validity_bits": bits,
     })
 }
