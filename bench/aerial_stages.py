@@ -112,6 +112,25 @@ def stages(a: dict, b: dict, c: dict, d: dict, gt: np.ndarray | None, region: np
     return out
 
 
+def without(options: list[str], *names: str) -> list[str]:
+    """`options` without `NAME VALUE` pairs of `names` (the runs that set them themselves)."""
+    out, skip = [], False
+    for o in options:
+        if skip:
+            skip = False
+        elif o in names:
+            skip = True
+        else:
+            out.append(o)
+    return out
+
+
+def bad2_of_valid(d: np.ndarray, gt: np.ndarray, nonocc: np.ndarray) -> float:
+    """bad-2 % among the non-occluded pixels that have a value (what a user keeps)."""
+    m = nonocc & np.isfinite(gt) & np.isfinite(d)
+    return 100.0 * float((np.abs(d[m] - gt[m]) > 2.0).mean()) if m.any() else float("nan")
+
+
 def make_synth(bin_path: str, out: Path) -> None:
     if (out / "manifest.json").exists():
         return
@@ -131,6 +150,7 @@ def main() -> int:
                         "report only, never tune on them")
     p.add_argument("--no-sgbm", action="store_true")
     p.add_argument("--json", type=Path)
+    p.add_argument("--accuracy-only", action="store_true", help="one deepsim run per pair, no stage accounting")
     p.add_argument("options", nargs="*", help="deepsim match options (after --)")
     args = p.parse_args()
     if args.make_synth:
@@ -153,31 +173,51 @@ def main() -> int:
         for name in AERIAL:
             d = SHARED / "data/aerial-unlabeled" / name
             pairs.append((name, d / "left.png", d / "right.png", args.aerial_max, None, None))
-    rows, summary = [], {"deepsim": [], "sgbm": []}
+    rows, summary = [], {"sgbm": [], "right_part": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name, left, right, dmax, gt, nonocc in pairs:
             w = Path(tmp) / name.replace("/", "_")
             opts = args.options
             a = deepsim(args.bin, left, right, dmax, w / "a", [*opts, "--confidence"])
-            b = deepsim(args.bin, left, right, dmax, w / "b", [*opts, "--lr-check", "-1", "--min-region", "0", "--no-median"])
-            c = deepsim(args.bin, left, right, dmax, w / "c", [*opts, "--no-median"])
-            d = deepsim(args.bin, left, right, dmax, w / "d", [*opts, "--fill", "background"])
             region = (nonocc & np.isfinite(gt)) if gt is not None else np.ones(a["disparity"].shape, bool)
-            row = {"pair": name, **stages(a, b, c, d, gt, region), "time_s": a["run"]["timings_s"]["total"]}
+            if args.accuracy_only:
+                row = {"pair": name, "pixels": int(region.sum()), "with_value": int((np.isfinite(a["disparity"]) & region).sum())}
+            else:
+                b = deepsim(args.bin, left, right, dmax, w / "b", [*without(opts, "--lr-check", "--min-region"),
+                                                                   "--lr-check", "-1", "--min-region", "0", "--no-median"])
+                c = deepsim(args.bin, left, right, dmax, w / "c", [*opts, "--no-median"])
+                d = deepsim(args.bin, left, right, dmax, w / "d", [*without(opts, "--fill"), "--fill", "background"])
+                row = {"pair": name, **stages(a, b, c, d, gt, region)}
+            row["time_s"] = a["run"]["timings_s"]["total"]
             if gt is not None:
                 row["bad2"], row["density"] = bad2_nonocc(a["disparity"], gt, nonocc)
-                summary["deepsim"].append((row["bad2"], row["density"]))
+                row["bad2_of_valid"] = bad2_of_valid(a["disparity"], gt, nonocc)
+                group = "synthetic" if name.startswith("synth/") else "shared real"
+                summary.setdefault(f"deepsim, {group}", []).append((row["bad2"], row["density"], row["bad2_of_valid"]))
                 if not args.no_sgbm:
-                    row["sgbm_bad2"], row["sgbm_density"] = bad2_nonocc(sgbm(left, right, dmax), gt, nonocc)
+                    theirs = sgbm(left, right, dmax)
+                    row["sgbm_bad2"], row["sgbm_density"] = bad2_nonocc(theirs, gt, nonocc)
+                    # OpenCV leaves the first numDisparities columns without a value: also both
+                    # on the columns where it answers.
+                    cols = np.arange(gt.shape[1])[None, :] >= -(-(dmax + 1) // 16) * 16
+                    row["bad2_right_part"] = bad2_nonocc(a["disparity"], gt, nonocc & cols)[0]
+                    row["sgbm_bad2_right_part"] = bad2_nonocc(theirs, gt, nonocc & cols)[0]
+                    summary["right_part"].append((row["bad2_right_part"], row["sgbm_bad2_right_part"]))
                     summary["sgbm"].append((row["sgbm_bad2"], row["sgbm_density"]))
             else:
                 row["density"] = 100.0 * row["with_value"] / row["pixels"]
             rows.append(row)
             print(format_row(row), flush=True)
     for k, v in summary.items():
+        if k == "right_part":
+            if v:
+                print(f"  on the columns x >= numDisparities only (where OpenCV answers): deepsim bad-2 "
+                      f"{np.mean([x[0] for x in v]):.2f} %, sgbm {np.mean([x[1] for x in v]):.2f} %")
+            continue
         if v:
-            print(f"mean over {len(v)} synthetic pairs, {k}: bad-2 nonocc {np.mean([x[0] for x in v]):.2f} %, "
-                  f"density {np.mean([x[1] for x in v]):.1f} %")
+            extra = f", bad-2 of the pixels with a value {np.mean([x[2] for x in v]):.2f} %" if len(v[0]) > 2 else ""
+            print(f"mean over {len(v)} pairs with ground truth, {k}: bad-2 nonocc {np.mean([x[0] for x in v]):.2f} %, "
+                  f"density {np.mean([x[1] for x in v]):.1f} %{extra}")
     if args.json:
         args.json.write_text(json.dumps({"options": args.options, "rows": rows}, indent=1))
     return 0
@@ -191,16 +231,19 @@ def format_row(r: dict) -> str:
         return f"{v[0]}" if v[1] is None else f"{v[0]} ({v[1]} right)"
 
     s = f"{r['pair']:<14} px {r['pixels']:>7}"
-    if "interval" in r:
+    if "lr-check" not in r:
+        pass
+    elif "interval" in r:
         s += f" | GT outside interval {pair('interval')}"
-    s += f" | lr-check {pair('lr-check')} | regions {pair('regions')}"
-    if "median-broke" in r:
-        s += f" | median right->wrong {r['median-broke']}, wrong->right {r['median-fixed']}"
-    else:
-        s += f" | median changed >1px {r['median-changed']}"
-    s += f" | fill {pair('fill')}"
+    if "lr-check" in r:
+        s += f" | lr-check {pair('lr-check')} | regions {pair('regions')}"
+        if "median-broke" in r:
+            s += f" | median right->wrong {r['median-broke']}, wrong->right {r['median-fixed']}"
+        else:
+            s += f" | median changed >1px {r['median-changed']}"
+        s += f" | fill {pair('fill')}"
     if "bad2" in r:
-        s += f" || bad-2 {r['bad2']:.2f} dens {r['density']:.1f}"
+        s += f" || bad-2 {r['bad2']:.2f} dens {r['density']:.1f} (bad-2 of valid {r['bad2_of_valid']:.2f})"
         if "sgbm_bad2" in r:
             s += f" | SGBM {r['sgbm_bad2']:.2f} dens {r['sgbm_density']:.1f}"
     else:

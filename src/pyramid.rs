@@ -85,6 +85,11 @@ pub struct Propagation {
     pub dilate_alti_px: i32,
     /// Radius of the min/max filter over neighbouring pixels (MicMac's Px1DilatPlani).
     pub dilate_plani_px: usize,
+    /// Search the whole range around the coarser pixels whose match failed the coarser step's
+    /// left-right check (an occlusion, or a surface that level could not match: a thin or tall
+    /// building lost at low resolution), instead of trusting their disparity. The min/max
+    /// filter then spreads the whole range over `dilate_plani_px` around them.
+    pub uncertain_full_range: bool,
 }
 
 /// Intervals of a `width × height` level from a coarser level's disparity (`factor` = 1, 2, 4 …
@@ -109,6 +114,9 @@ pub fn propagate(
 pub struct CoarseWindow<'a> {
     /// Disparities of the coarse pixels `x0 ..` × `y0 ..`.
     pub values: ArrayView2<'a, i32>,
+    /// The coarse pixels whose disparity is not to be trusted (same window), searched over the
+    /// whole range at the finer level ([`Propagation::uncertain_full_range`]).
+    pub uncertain: Option<ArrayView2<'a, bool>>,
     /// First coarse column held.
     pub x0: usize,
     /// First coarse row held.
@@ -122,7 +130,7 @@ pub struct CoarseWindow<'a> {
 impl<'a> CoarseWindow<'a> {
     /// A whole coarse level.
     pub fn whole(values: &'a Array2<i32>) -> Self {
-        CoarseWindow { values: values.view(), x0: 0, y0: 0, width: values.ncols(), height: values.nrows() }
+        CoarseWindow { values: values.view(), uncertain: None, x0: 0, y0: 0, width: values.ncols(), height: values.nrows() }
     }
 
     /// The coarse pixels [`propagated_bounds`] reads for `region` of a `width × height` level,
@@ -159,9 +167,9 @@ pub fn propagated_bounds(
     region: Region,
 ) -> (Vec<i32>, Vec<i32>) {
     let (hc, wc) = (coarse.height, coarse.width);
-    let centre = |x: usize, y: usize| {
-        factor as i32 * coarse.values[((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0)]
-    };
+    let at = |x: usize, y: usize| ((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0);
+    let centre = |x: usize, y: usize| factor as i32 * coarse.values[at(x, y)];
+    let uncertain = |x: usize, y: usize| coarse.uncertain.is_some_and(|u| u[at(x, y)]);
     let alti = propagation.dilate_alti_px;
     let r = propagation.dilate_plani_px;
     let around = region.grow(r, width, height);
@@ -170,7 +178,12 @@ pub fn propagated_bounds(
     let mut hi = vec![0i32; aw * ah];
     for y in 0..ah {
         for x in 0..aw {
-            let c = centre(around.x0 + x, around.y0 + y);
+            let (xl, yl) = (around.x0 + x, around.y0 + y);
+            if uncertain(xl, yl) {
+                (lo[y * aw + x], hi[y * aw + x]) = range;
+                continue;
+            }
+            let c = centre(xl, yl);
             lo[y * aw + x] = c - alti;
             hi[y * aw + x] = c + alti;
         }
@@ -233,4 +246,53 @@ fn separable_filter(v: &[i32], w: usize, h: usize, r: usize, f: fn(i32, i32) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncertain_coarse_pixels_search_the_whole_range_around_them() {
+        let coarse = Array2::from_elem((8, 8), 10i32);
+        let mut uncertain = Array2::from_elem((8, 8), false);
+        uncertain[(3, 3)] = true;
+        let propagation = Propagation {
+            dilate_alti_px: 2,
+            dilate_plani_px: 1,
+            uncertain_full_range: true,
+        };
+        let window = CoarseWindow {
+            uncertain: Some(uncertain.view()),
+            ..CoarseWindow::whole(&coarse)
+        };
+        let (w, h, range) = (16, 16, (0, 63));
+        let (lo, hi) = propagated_bounds(&window, w, h, propagation, range, 2, Region::full(w, h));
+        // Fine pixels (6..8, 6..8) lie in the uncertain coarse pixel, the filter spreads it by 1.
+        for y in 0..h {
+            for x in 0..w {
+                let near = (5..=8).contains(&x) && (5..=8).contains(&y);
+                let (l, u) = (lo[y * w + x], hi[y * w + x]);
+                if near {
+                    assert_eq!((l, u), range, "({x}, {y}) is next to the uncertain pixel");
+                } else {
+                    assert!(
+                        l <= 18 && u >= 22 && u - l < 20,
+                        "({x}, {y}): {l}..{u} around 2 × 10"
+                    );
+                }
+            }
+        }
+        // Without uncertainty the same call gives the narrow interval everywhere.
+        let (lo, hi) = propagated_bounds(
+            &CoarseWindow::whole(&coarse),
+            w,
+            h,
+            propagation,
+            range,
+            2,
+            Region::full(w, h),
+        );
+        assert!(lo.iter().zip(&hi).all(|(l, u)| u - l < 20));
+    }
 }

@@ -231,6 +231,17 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
     })
 }
 
+/// Default SGM penalties (P1, P2): census alone gets the values of the sensitivity table on
+/// synthetic aerial validation scenes (README, "Census + SGM defaults"); the other
+/// similarities (NCC, learned, plugins) keep 0.2 / 0.8, with which they were measured.
+pub(crate) fn default_penalties(args: &MatchArgs) -> (f32, f32) {
+    if args.model.is_none() && args.plugin.is_none() && args.similarity == SimilarityKind::Census {
+        (0.5, 1.6)
+    } else {
+        (0.2, 0.8)
+    }
+}
+
 /// Default share of the learned cost on the learned levels (`--learned-weight`).
 const DEFAULT_LEARNED_WEIGHT: f32 = 0.5;
 
@@ -491,7 +502,10 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
     let regularizer = match args.regularizer {
         Regularizer::Sgm => pipeline::Regularizer::Sgm(SgmParams {
             directions: args.directions,
-            penalty: Penalty::Classic { p1: args.p1, p2: args.p2, p2_adapt: args.p2_adapt },
+            penalty: {
+                let (p1, p2) = default_penalties(args);
+                Penalty::Classic { p1: args.p1.unwrap_or(p1), p2: args.p2.unwrap_or(p2), p2_adapt: args.p2_adapt }
+            },
         }),
         Regularizer::Micmac => pipeline::Regularizer::Micmac(LineParams {
             orientations: args.nb_dir,
@@ -501,7 +515,11 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
         }),
         Regularizer::None => pipeline::Regularizer::None,
     };
-    let propagation = Propagation { dilate_alti_px: args.dilate_alti, dilate_plani_px: args.dilate_plani };
+    let propagation = Propagation {
+        dilate_alti_px: args.dilate_alti,
+        dilate_plani_px: args.dilate_plani,
+        uncertain_full_range: !args.no_uncertain_full_range,
+    };
     let steps = pyramid_steps(levels, regularizer, propagation, |level| usize::from(learned && level < args.learned_levels));
     Ok(MatchConfig {
         disp_min,

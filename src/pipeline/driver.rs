@@ -188,7 +188,7 @@ fn run_in_bands(
     let mut reports = Vec::new();
     let mut kept = Vec::new();
     // The previous step's disparity and level.
-    let mut previous: Option<(Grid<'static, i32>, u32)> = None;
+    let mut previous: Option<(Grid<'static, i32>, Option<Grid<'static, bool>>, u32)> = None;
     let last_step = config.steps.len() - 1;
     for (index, step) in config.steps.iter().enumerate() {
         let level = step.level;
@@ -197,8 +197,9 @@ fn run_in_bands(
         let range = level_range(config.disp_min, config.disp_max, level);
         let search = match &previous {
             None => Search::Range(range),
-            Some((prev, prev_level)) => Search::Around {
+            Some((prev, uncertain, prev_level)) => Search::Around {
                 coarse: prev,
+                uncertain: uncertain.as_ref(),
                 factor: 1 << (prev_level - level),
                 propagation: step.propagation,
                 range,
@@ -208,14 +209,22 @@ fn run_in_bands(
         let last = index == last_step;
         let with_mask = matches!(step.regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. }));
         let products = last && sink.wants_products();
-        let keep = Keep { confidence: last || config.keep_steps, masked: with_mask && (last || config.keep_steps), last, products };
+        // A left-right check at a coarser step marks where the next step searches the whole range.
+        let check_for_next = !last && config.steps[index + 1].propagation.uncertain_full_range;
+        let keep = Keep {
+            confidence: last || config.keep_steps,
+            masked: with_mask && (last || config.keep_steps),
+            last,
+            rejected: last || check_for_next,
+            products,
+        };
         let mut result = StepGrids::new(w, h, keep, storage)?;
         let context = TileContext {
             images,
             search: &search,
             backend,
             regularizer: &step.regularizer,
-            lr_check_px: if last { config.lr_check_px } else { None },
+            lr_check_px: if last { config.lr_check_px } else { check_for_next.then_some(COARSE_LR_TOLERANCE_PX) },
             level,
             products,
         };
@@ -235,6 +244,7 @@ fn run_in_bands(
             tiles,
         });
         if !last {
+            let uncertain = result.rejected.take();
             let disparity = if config.keep_steps {
                 let maps = result.maps(level, storage)?;
                 let copy = copy_grid(&maps.disparity, storage)?;
@@ -243,7 +253,7 @@ fn run_in_bands(
             } else {
                 result.disparity
             };
-            previous = Some((disparity, level));
+            previous = Some((disparity, uncertain, level));
             continue;
         }
 
@@ -269,6 +279,10 @@ fn run_in_bands(
     }
     unreachable!("validate() guarantees at least one step")
 }
+
+/// Tolerance (px at the coarser level) of the left-right check that marks where the next step
+/// searches the whole range ([`crate::pyramid::Propagation::uncertain_full_range`]).
+const COARSE_LR_TOLERANCE_PX: f32 = 1.0;
 
 /// A copy of `grid` in `storage`, band by band.
 fn copy_grid<T: Sample>(grid: &Grid<'_, T>, storage: &Storage) -> Result<Grid<'static, T>> {
@@ -307,7 +321,7 @@ mod tests {
     }
 
     fn config(regularizer: Regularizer) -> MatchConfig {
-        let propagation = Propagation { dilate_alti_px: 2, dilate_plani_px: 1 };
+        let propagation = Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true };
         MatchConfig {
             disp_min: 0,
             disp_max: 15,
@@ -371,7 +385,7 @@ mod tests {
         let mut cfg = config(sgm());
         cfg.disp_max = 127;
         cfg.tiles = None;
-        cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1 }, |_| 0);
+        cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true }, |_| 0);
         let free = run(&pair, &cfg, &[&census], &NoProgress).unwrap();
         assert_eq!(free.reports[0].tiles, 1);
         // 300 × 260 × 128 candidates × 6 B ≈ 60 MB: a 128 MB budget gives a tile 32 MB.

@@ -99,7 +99,15 @@ fn split(tile: Tile, overlap: usize, width: usize, height: usize) -> Vec<Tile> {
 /// Where a step searches: the whole range (first step) or around the previous step's result.
 pub(super) enum Search<'a> {
     Range((i32, i32)),
-    Around { coarse: &'a Grid<'static, i32>, factor: usize, propagation: Propagation, range: (i32, i32) },
+    Around {
+        coarse: &'a Grid<'static, i32>,
+        /// The coarser step's pixels that failed its left-right check (when the propagation
+        /// searches the whole range around them).
+        uncertain: Option<&'a Grid<'static, bool>>,
+        factor: usize,
+        propagation: Propagation,
+        range: (i32, i32),
+    },
 }
 
 impl Search<'_> {
@@ -119,11 +127,13 @@ impl Search<'_> {
                 let n = region.width() * region.height();
                 (vec![*lo; n], vec![*hi; n])
             }
-            Search::Around { coarse, factor, propagation, range } => {
+            Search::Around { coarse, uncertain, factor, propagation, range } => {
                 let needed = CoarseWindow::needed(region, width, height, *propagation, *factor, coarse.width(), coarse.height());
                 let values = coarse.read(needed)?;
+                let uncertain = uncertain.map(|u| u.read(needed)).transpose()?;
                 let window = CoarseWindow {
                     values: values.view(),
+                    uncertain: uncertain.as_ref().map(|u| u.view()),
                     x0: needed.x0,
                     y0: needed.y0,
                     width: coarse.width(),
@@ -184,6 +194,8 @@ pub(super) struct Keep {
     pub(super) masked: bool,
     /// The last step: sub-pixel disparity and left-right rejections too.
     pub(super) last: bool,
+    /// Left-right rejections (the last step, or a step whose next one widens around them).
+    pub(super) rejected: bool,
     /// The confidence products (`products`).
     pub(super) products: bool,
 }
@@ -213,7 +225,7 @@ impl StepGrids {
             subpixel: optional(keep.last, w, h, storage)?,
             confidence: optional(keep.confidence, w, h, storage)?,
             masked: optional(keep.masked, w, h, storage)?,
-            rejected: optional(keep.last, w, h, storage)?,
+            rejected: optional(keep.rejected, w, h, storage)?,
             products: keep.products.then(|| ProductGrids::new(w, h, storage)).transpose()?,
             entries: 0,
             span: (i32::MAX, i32::MIN),
