@@ -173,7 +173,7 @@ def main() -> int:
         for name in AERIAL:
             d = SHARED / "data/aerial-unlabeled" / name
             pairs.append((name, d / "left.png", d / "right.png", args.aerial_max, None, None))
-    rows, summary = [], {"sgbm": [], "right_part": []}
+    rows, summary = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, left, right, dmax, gt, nonocc in pairs:
             w = Path(tmp) / name.replace("/", "_")
@@ -189,10 +189,10 @@ def main() -> int:
                 d = deepsim(args.bin, left, right, dmax, w / "d", [*without(opts, "--fill"), "--fill", "background"])
                 row = {"pair": name, **stages(a, b, c, d, gt, region)}
             row["time_s"] = a["run"]["timings_s"]["total"]
+            group = "synthetic" if name.startswith("synth/") else "shared real"
             if gt is not None:
                 row["bad2"], row["density"] = bad2_nonocc(a["disparity"], gt, nonocc)
                 row["bad2_of_valid"] = bad2_of_valid(a["disparity"], gt, nonocc)
-                group = "synthetic" if name.startswith("synth/") else "shared real"
                 summary.setdefault(f"deepsim, {group}", []).append((row["bad2"], row["density"], row["bad2_of_valid"]))
                 if not args.no_sgbm:
                     theirs = sgbm(left, right, dmax)
@@ -202,17 +202,16 @@ def main() -> int:
                     cols = np.arange(gt.shape[1])[None, :] >= -(-(dmax + 1) // 16) * 16
                     row["bad2_right_part"] = bad2_nonocc(a["disparity"], gt, nonocc & cols)[0]
                     row["sgbm_bad2_right_part"] = bad2_nonocc(theirs, gt, nonocc & cols)[0]
-                    summary["right_part"].append((row["bad2_right_part"], row["sgbm_bad2_right_part"]))
-                    summary["sgbm"].append((row["sgbm_bad2"], row["sgbm_density"]))
+                    summary.setdefault(f"right_part, {group}", []).append((row["bad2_right_part"], row["sgbm_bad2_right_part"]))
+                    summary.setdefault(f"sgbm, {group}", []).append((row["sgbm_bad2"], row["sgbm_density"]))
             else:
                 row["density"] = 100.0 * row["with_value"] / row["pixels"]
             rows.append(row)
             print(format_row(row), flush=True)
     for k, v in summary.items():
-        if k == "right_part":
-            if v:
-                print(f"  on the columns x >= numDisparities only (where OpenCV answers): deepsim bad-2 "
-                      f"{np.mean([x[0] for x in v]):.2f} %, sgbm {np.mean([x[1] for x in v]):.2f} %")
+        if k.startswith("right_part"):
+            print(f"  {k.split(', ')[1]}, on the columns x >= numDisparities only (where OpenCV answers): deepsim bad-2 "
+                  f"{np.mean([x[0] for x in v]):.2f} %, sgbm {np.mean([x[1] for x in v]):.2f} %")
             continue
         if v:
             extra = f", bad-2 of the pixels with a value {np.mean([x[2] for x in v]):.2f} %" if len(v[0]) > 2 else ""

@@ -329,7 +329,8 @@ mod tests {
             subpixel: true,
             lr_check_px: Some(1.0),
             median: true,
-            min_region_px: 6,
+            // Regions are found before the left-right check: 40 px catches the occlusion slivers.
+            min_region_px: 40,
             fill: Fill::Background,
             keep_steps: true,
             tiles: Some(TileParams { size_px: 40, overlap_px: 8 }),
