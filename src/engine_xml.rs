@@ -340,7 +340,7 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
         return Err(s.error("give at most one of <Sgm>, <MicMac>, <NoRegularizer>".into()));
     }
     // The command line's defaults: census steps get the penalties chosen for census.
-    let (p1, p2) = if census { (0.5, 1.6) } else { (0.2, 0.8) };
+    let (p1, p2) = if census { crate::sgm::CENSUS_PENALTIES } else { crate::sgm::DEFAULT_PENALTIES };
     let regularizer = match regularizers.first() {
         None => Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1, p2, p2_adapt: None } }),
         Some(g) if g.element.name == "Sgm" => {

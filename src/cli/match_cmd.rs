@@ -236,9 +236,9 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
 /// similarities (NCC, learned, plugins) keep 0.2 / 0.8, with which they were measured.
 pub(crate) fn default_penalties(args: &MatchArgs) -> (f32, f32) {
     if args.model.is_none() && args.plugin.is_none() && args.similarity == SimilarityKind::Census {
-        (0.5, 1.6)
+        deepsim::sgm::CENSUS_PENALTIES
     } else {
-        (0.2, 0.8)
+        deepsim::sgm::DEFAULT_PENALTIES
     }
 }
 
