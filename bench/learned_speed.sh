@@ -7,7 +7,7 @@
 # Usage: bash bench/learned_speed.sh [PAIR_DIR] [BUNDLE ...]
 #   PAIR_DIR: left.png + right.png (default ../shared/data/aerial-unlabeled/toulouse-0051, search 0..159)
 #   BUNDLES:  default models/msaff models/unet32 models/unet_attention
-# Environment: RUNTIMES="tract ort" HEADS="cosine mlp mlp-topk" TOPK=4 DISP_MAX=159 EXTRA_ARGS="..."
+# Environment: DEEPSIM_BIN (an already built engine; default: build this checkout) RUNTIMES="tract ort" HEADS="cosine mlp mlp-topk" TOPK=4 DISP_MAX=159 EXTRA_ARGS="..."
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pair="${1:-$root/../shared/data/aerial-unlabeled/toulouse-0051}"
@@ -24,8 +24,10 @@ if [ -z "${ORT_DYLIB_PATH:-}" ]; then
 fi
 export ORT_DYLIB_PATH
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/deepsim"
+if [ -n "${DEEPSIM_BIN:-}" ]; then bin="$DEEPSIM_BIN"; else
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+    bin="$root/target/release/deepsim"
+fi
 search=(--disp-min 0 --disp-max "${DISP_MAX:-159}")
 
 report() { # name, run dir, MACs per pixel of the features (0: none)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and installs the `deepsim` Python package (`pip install .` at the repository root: the
 # PyO3 extension, compiled by maturin) and the Pandora plugin into a venv, with the pinned
-# test requirements (pandora + pandora_plugin_libsgm). Reuses the venv when present; the
+# test requirements (pandora + pandora_plugin_libsgm, dask[distributed]). Reuses the venv when present; the
 # requirements are installed again only when requirements-test.txt changes.
 #   bash python/setup.sh        # venv at $DEEPSIM_PY_VENV or ~/.cache/deepsim/py-venv
 set -euo pipefail

@@ -3,7 +3,8 @@
 # Python package (its wheel built by `pip install .`) and the Pandora plugin.
 # Sets up what it needs on a fresh machine: the training venv (training/setup.sh), whose
 # onnxruntime package also provides the ONNX Runtime library for the engine's ort tests, and
-# the package's venv (python/setup.sh: pandora + pandora_plugin_libsgm pinned).
+# the package's venv (python/setup.sh: pandora + pandora_plugin_libsgm and dask[distributed]
+# pinned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ cargo test --release --locked
 echo "== Python: training tests =="
 "$venv/bin/python" -m pytest -q training/tests
 
-echo "== Python package: build (pip install .) and tests (API, Pandora plugin) =="
+echo "== Python package: build (pip install .) and tests (API, Dask LocalCluster, Pandora plugin) =="
 bash python/setup.sh
 py_venv="${DEEPSIM_PY_VENV:-$HOME/.cache/deepsim/py-venv}"
 "$py_venv/bin/python" -m pytest -q python/tests python/pandora_plugin_deepsim/tests

@@ -177,6 +177,37 @@ impl<'a, T: Sample> Grid<'a, T> {
         }
     }
 
+    /// Saves the grid to `path` in the scratch files' layout (row-major, little-endian
+    /// samples, no header), for another process to [`Grid::open`]: how a distributed run hands
+    /// a step's disparity to the workers matching the next step.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write as _;
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut bytes = vec![0u8; self.width * T::BYTES];
+        for y in 0..self.height {
+            let row = self.read(Region { x0: 0, y0: y, x1: self.width, y1: y + 1 })?;
+            for (chunk, &v) in bytes.chunks_exact_mut(T::BYTES).zip(row.iter()) {
+                v.put(chunk);
+            }
+            out.write_all(&bytes).map_err(|e| Error::io(path, e))?;
+        }
+        let file = out.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path, e))
+    }
+
+    /// A `width × height` grid read from a file written by [`Grid::save`] (read only: the
+    /// grid must not be written).
+    pub fn open(path: &Path, width: usize, height: usize) -> Result<Grid<'static, T>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let expected = (width * height * T::BYTES) as u64;
+        if len != expected {
+            return Err(Error::decode(path, format!("{len} bytes, expected {expected} for a {width}×{height} grid")));
+        }
+        Ok(Grid { width, height, data: Data::File(file) })
+    }
+
     fn offset(&self, x: usize, y: usize) -> u64 {
         ((y * self.width + x) * T::BYTES) as u64
     }
@@ -262,5 +293,17 @@ mod tests {
         round_trip(&Storage::Scratch(dir.path().to_path_buf()));
         // The scratch file is anonymous: nothing is left in the folder.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_saved_grid_opens_with_its_values_and_a_wrong_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid = Grid::from_array(Array2::from_shape_fn((5, 7), |(y, x)| (10 * y + x) as i32 - 20));
+        let path = dir.path().join("g.i32");
+        grid.save(&path).unwrap();
+        let opened = Grid::<i32>::open(&path, 7, 5).unwrap();
+        assert_eq!(opened.into_array().unwrap(), grid.into_array().unwrap());
+        let err = Grid::<i32>::open(&path, 5, 7 + 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     }
 }

@@ -78,6 +78,12 @@ pub fn level_range(d_min: i32, d_max: i32, level: u32) -> (i32, i32) {
     (d_min.div_euclid(s), -(-d_max).div_euclid(s))
 }
 
+/// A coarse disparity that is not to be trusted (its match failed the step's left-right check):
+/// the finer level searches the whole range around it ([`Propagation::uncertain_full_range`]).
+/// It travels in the coarse disparity grid itself, so that every reader of that grid (the
+/// workers of a distributed run included) sees it.
+pub const UNCERTAIN_DISPARITY: i32 = i32::MIN;
+
 /// How intervals are widened when moving to a finer level.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Propagation {
@@ -113,10 +119,8 @@ pub fn propagate(
 #[derive(Debug, Clone, Copy)]
 pub struct CoarseWindow<'a> {
     /// Disparities of the coarse pixels `x0 ..` × `y0 ..`.
+    /// ([`UNCERTAIN_DISPARITY`] where the coarser step's left-right check failed).
     pub values: ArrayView2<'a, i32>,
-    /// The coarse pixels whose disparity is not to be trusted (same window), searched over the
-    /// whole range at the finer level ([`Propagation::uncertain_full_range`]).
-    pub uncertain: Option<ArrayView2<'a, bool>>,
     /// First coarse column held.
     pub x0: usize,
     /// First coarse row held.
@@ -130,7 +134,7 @@ pub struct CoarseWindow<'a> {
 impl<'a> CoarseWindow<'a> {
     /// A whole coarse level.
     pub fn whole(values: &'a Array2<i32>) -> Self {
-        CoarseWindow { values: values.view(), uncertain: None, x0: 0, y0: 0, width: values.ncols(), height: values.nrows() }
+        CoarseWindow { values: values.view(), x0: 0, y0: 0, width: values.ncols(), height: values.nrows() }
     }
 
     /// The coarse pixels [`propagated_bounds`] reads for `region` of a `width × height` level,
@@ -169,7 +173,7 @@ pub fn propagated_bounds(
     let (hc, wc) = (coarse.height, coarse.width);
     let at = |x: usize, y: usize| ((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0);
     let centre = |x: usize, y: usize| factor as i32 * coarse.values[at(x, y)];
-    let uncertain = |x: usize, y: usize| coarse.uncertain.is_some_and(|u| u[at(x, y)]);
+    let uncertain = |x: usize, y: usize| coarse.values[at(x, y)] == UNCERTAIN_DISPARITY;
     let alti = propagation.dilate_alti_px;
     let r = propagation.dilate_plani_px;
     let around = region.grow(r, width, height);
@@ -254,18 +258,14 @@ mod tests {
 
     #[test]
     fn uncertain_coarse_pixels_search_the_whole_range_around_them() {
-        let coarse = Array2::from_elem((8, 8), 10i32);
-        let mut uncertain = Array2::from_elem((8, 8), false);
-        uncertain[(3, 3)] = true;
+        let mut coarse = Array2::from_elem((8, 8), 10i32);
+        coarse[(3, 3)] = UNCERTAIN_DISPARITY;
         let propagation = Propagation {
             dilate_alti_px: 2,
             dilate_plani_px: 1,
             uncertain_full_range: true,
         };
-        let window = CoarseWindow {
-            uncertain: Some(uncertain.view()),
-            ..CoarseWindow::whole(&coarse)
-        };
+        let window = CoarseWindow::whole(&coarse);
         let (w, h, range) = (16, 16, (0, 63));
         let (lo, hi) = propagated_bounds(&window, w, h, propagation, range, 2, Region::full(w, h));
         // Fine pixels (6..8, 6..8) lie in the uncertain coarse pixel, the filter spreads it by 1.
@@ -284,6 +284,7 @@ mod tests {
             }
         }
         // Without uncertainty the same call gives the narrow interval everywhere.
+        coarse[(3, 3)] = 10;
         let (lo, hi) = propagated_bounds(
             &CoarseWindow::whole(&coarse),
             w,

@@ -2,6 +2,7 @@
 //! `match_cmd::resolve` for the checks.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use deepsim::model::Precision;
 use deepsim::pipeline::Fill;
 use deepsim::runtime::Device;
 use deepsim::similarity::Head;
@@ -128,6 +129,11 @@ pub struct MatchArgs {
     /// Runtime executing the model.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Auto)]
     pub runtime: RuntimeKind,
+    /// Feature extractor arithmetic: int8 runs the bundle's features.int8.onnx (written by
+    /// `deepsim-train quantize`, parity in its card), about 2× faster on ONNX Runtime CPUs; auto
+    /// takes it with ONNX Runtime on the CPU when the bundle has one, else fp32
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
+    pub precision: Precision,
     /// With the MLP head: run it only on each pixel's K best cosine candidates, the others
     /// ranked after them by cosine (0: on every candidate, exact). The default, 4, was chosen on
     /// held-out synthetic pairs: bad-2 within 0.1 point of the exact MLP (docs/learned-speed.md).
@@ -158,8 +164,9 @@ pub struct MatchArgs {
     /// blend was the most accurate on held-out synthetic pairs (README, "Choosing the blend").
     #[arg(long)]
     pub learned_weight: Option<f32>,
-    /// Feature extraction tile side (px); larger images are processed in tiles.
-    #[arg(long, default_value_t = 1024)]
+    /// Feature extraction tile side (px); larger images are processed in tiles (512: as fast as
+    /// larger tiles and a third less memory, docs/learned-speed.md).
+    #[arg(long, default_value_t = deepsim::similarity::DEFAULT_FEATURE_TILE_PX)]
     pub feature_tile: usize,
     /// Context around each feature tile (px); default: the bundle's measured exact margin
     /// (metadata deepsim.exact_margin_px), else 128.
@@ -248,6 +255,12 @@ pub struct MatchArgs {
     /// flags); README, "Confidence products".
     #[arg(long)]
     pub confidence: bool,
+    /// Match the tiles on a Dask cluster (scheduler address, e.g. tcp://host:8786): the same
+    /// tiles and result as on this machine; runs the Python package's `deepsim.distributed`
+    /// (`$DEEPSIM_PYTHON -m deepsim.distributed`, default python3). Inputs, output and
+    /// --scratch must be on storage the workers share; README, "Large pairs on a Dask cluster".
+    #[arg(long, value_name = "SCHEDULER_ADDRESS")]
+    pub dask: Option<String>,
 }
 
 #[derive(Args, Debug)]

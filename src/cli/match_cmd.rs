@@ -7,12 +7,12 @@ use super::maps::{product_files, Content, MapFiles};
 use deepsim::grid::Storage;
 use deepsim::io::{create_file, read_geotags, OutputFolder, OutputSet, ReadOptions};
 use std::io::Write as _;
-use deepsim::pipeline::{self, auto_levels, pyramid_steps, validity, InputImage, MatchConfig, PRODUCT_FILES};
+use deepsim::pipeline::{self, auto_levels, pyramid_steps, validity, InputImage, MatchConfig, TileRunner, TileWorker, PRODUCT_FILES};
 use deepsim::pyramid::Propagation;
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::tiles::TileParams;
 use deepsim::sgm::{Penalty, SgmParams};
-use deepsim::model::ModelBundle;
+use deepsim::model::{ModelBundle, Precision};
 use deepsim::plugin::PluginSimilarity;
 use deepsim::similarity::{parse_window, Blend, Census, Head, Learned, Ncc, Similarity, Tiling};
 use deepsim::engine_xml::{BackendChoice, EngineFile, RuntimeChoice, ROOT as ENGINE_ROOT};
@@ -61,6 +61,9 @@ pub(crate) struct Job<'a> {
 }
 
 pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
+    if args.dask.is_some() {
+        return super::dask::forward();
+    }
     if let Some(file) = &args.config {
         return match root_element(file)?.as_str() {
             ENGINE_ROOT => {
@@ -82,6 +85,101 @@ pub fn run(args: MatchArgs, quiet: bool) -> anyhow::Result<()> {
         bail!("'{}': +Name=value overrides go with a MicMac parameter file (deepsim match CONFIG.xml +Im1=…)", args.overrides[0]);
     }
     execute(job_from_args(&args, quiet)?, quiet)
+}
+
+/// The job of a run whose tiles are matched elsewhere (`--dask`): from --left/--right/--out or a
+/// `<DeepsimMatch>` file (a MicMac parameter file writes MicMac's outputs, which it does not).
+#[allow(dead_code)] // the Python binding's (python/deepsim-py)
+pub(crate) fn distributed_job(args: &MatchArgs, quiet: bool) -> anyhow::Result<Job<'_>> {
+    match &args.config {
+        None if args.overrides.is_empty() => job_from_args(args, quiet),
+        None => bail!("'{}': +Name=value overrides go with a MicMac parameter file, which --dask does not run", args.overrides[0]),
+        Some(file) => match root_element(file)?.as_str() {
+            ENGINE_ROOT if args.left.is_none() && args.right.is_none() && args.out.is_none() => job_from_file(file, args, quiet),
+            ENGINE_ROOT => bail!("{}: a <{ENGINE_ROOT}> file holds the whole run; edit it instead of adding --left/--right/--out", file.display()),
+            other => bail!("{}: <{other}>: --dask runs --left/--right/--out or <{ENGINE_ROOT}> files (docs/engine-xml.md)", file.display()),
+        },
+    }
+}
+
+/// A run whose tiles another process matches: it makes the step's [`TileRunner`] once the
+/// output folder exists, and says what to add to run.json.
+pub(crate) trait RemoteRun: TileRunner {
+    /// run.json's `distributed` entry.
+    fn report(&self) -> serde_json::Value;
+}
+
+/// Makes the [`RemoteRun`] of a run, given the folder where its shared files may go (the
+/// scratch folder, by default the output folder) and its configuration.
+pub(crate) type RemoteFactory<'f> = &'f dyn Fn(&Path, &MatchConfig) -> anyhow::Result<Box<dyn RemoteRun + 'f>>;
+
+/// `deepsim match` with the tiles matched by the runner `remote` makes (`--dask`): the same
+/// outputs, written the same way, as [`run`]; returns the output folder.
+#[allow(dead_code)] // the Python binding's (python/deepsim-py)
+pub(crate) fn run_remote(args: &MatchArgs, quiet: bool, remote: RemoteFactory) -> anyhow::Result<PathBuf> {
+    let job = distributed_job(args, quiet)?;
+    let out = job.out.clone();
+    execute_with(job, quiet, Some(remote))?;
+    Ok(out)
+}
+
+/// A worker's side of a `--dask` run of `args`: the pair read from its files, its pyramid,
+/// and the backends, ready to match any tile of the run (`deepsim.distributed`). `args` must
+/// carry the driver's memory budget (`--max-memory`), which decides how tiles split.
+#[allow(dead_code)] // the Python binding's (python/deepsim-py)
+pub(crate) fn tile_worker(args: &MatchArgs, quiet: bool) -> anyhow::Result<(TileWorker, Vec<Box<dyn Similarity>>)> {
+    let job = distributed_job(args, quiet)?;
+    deepsim::io::set_decode_limit(job.budget);
+    let scratch = job.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let files = RunFiles {
+        left: &job.left,
+        right: &job.right,
+        left_mask: job.left_mask.as_deref(),
+        right_mask: job.right_mask.as_deref(),
+        nodata: job.nodata,
+    };
+    let read = read_inputs(&files, job.config, job.backends.len(), job.confidence, &scratch)?;
+    let worker = TileWorker::new(read.images, read.config, &read.storage, job.backends.len())?;
+    Ok((worker, job.backends))
+}
+
+/// The files of a run.
+struct RunFiles<'j> {
+    left: &'j Path,
+    right: &'j Path,
+    left_mask: Option<&'j Path>,
+    right_mask: Option<&'j Path>,
+    nodata: Option<f32>,
+}
+
+/// A run's inputs read into level-0 grids, and its configuration for their sizes.
+struct ReadInputs {
+    config: MatchConfig,
+    storage: Storage,
+    images: pipeline::Images<'static>,
+    /// run.json's `inputs`.
+    report: serde_json::Value,
+    /// `(width, height)` of the left image.
+    size: (usize, usize),
+}
+
+/// Opens the images of `files`, resolves the configuration for their sizes and reads them
+/// into the storage the budget calls for (scratch files in `scratch` when too large).
+fn read_inputs(files: &RunFiles, config: ConfigFor, backends: usize, confidence: bool, scratch: &Path) -> anyhow::Result<ReadInputs> {
+    let options = ReadOptions { nodata: files.nodata };
+    let left = InputImage::open(files.left, files.left_mask, &options)?;
+    let right = InputImage::open(files.right, files.right_mask, &options)?;
+    let (size_left, size_right) = (left.size(), right.size());
+    let config = config((size_left, size_right))?;
+    config
+        .validate_sizes(size_left, size_right, backends)
+        .with_context(|| format!("left {}, right {}", files.left.display(), files.right.display()))?;
+    let (w, h) = size_left;
+    let storage = pipeline::storage_for_run(config.memory_budget, w, h, config.keep_steps, confidence, scratch);
+    let band_rows = pipeline::input_band_rows(config.memory_budget, w.max(size_right.0));
+    let (images, [left_report, right_report]) = pipeline::load_pair(left, right, &storage, band_rows)?;
+    let report = json!({ "left": left_report, "right": right_report, "nodata": files.nodata });
+    Ok(ReadInputs { config, storage, images, report, size: size_left })
 }
 
 /// The root element's name of an XML file.
@@ -163,7 +261,7 @@ pub(crate) fn build_model(dir: &Path, args: &MatchArgs, quiet: bool) -> anyhow::
     };
     let (runtime, choice) = super::runtime::build_reported(args.runtime, device, quiet)?;
     let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
-    let mlp = MlpOptions { top_k: args.mlp_top_k, onnx: args.mlp_onnx };
+    let mlp = ModelOptions { precision: args.precision, top_k: args.mlp_top_k, onnx: args.mlp_onnx };
     let budget = memory_budget(args)?;
     let (learned, mut report) = build_learned(dir, args.head, runtime.as_ref(), tiling, mlp, budget, quiet)?;
     report["runtime_choice"] = choice;
@@ -208,7 +306,7 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
                 let runtime = runtime.as_ref().expect("built just above");
                 let tiling = FeatureTiling { tile_px: args.feature_tile, margin_px: args.feature_margin };
                 let (learned, report) =
-                    build_learned(dir, *head, runtime.as_ref(), tiling, MlpOptions::default(), budget, quiet)?;
+                    build_learned(dir, *head, runtime.as_ref(), tiling, ModelOptions::default(), budget, quiet)?;
                 models.push(json!({ "model": report }));
                 learned
             }
@@ -288,11 +386,20 @@ struct FeatureTiling {
     margin_px: Option<usize>,
 }
 
-/// How the MLP head runs (`--mlp-top-k`, `--mlp-onnx`).
-#[derive(Default, Clone, Copy)]
-struct MlpOptions {
+/// How the model runs: the feature extractor's precision (`--precision`) and the MLP head
+/// (`--mlp-top-k`, `--mlp-onnx`).
+#[derive(Clone, Copy)]
+struct ModelOptions {
+    precision: Precision,
     top_k: usize,
     onnx: bool,
+}
+
+impl Default for ModelOptions {
+    /// What a parameter file without these options gets (MicMac-style: the exact MLP).
+    fn default() -> Self {
+        ModelOptions { precision: Precision::Auto, top_k: 0, onnx: false }
+    }
 }
 
 /// A learned backend from a bundle folder, and its description for the report.
@@ -301,14 +408,14 @@ fn build_learned(
     head: Option<Head>,
     runtime: &dyn Runtime,
     tiling: FeatureTiling,
-    mlp: MlpOptions,
+    mlp: ModelOptions,
     budget: u64,
     quiet: bool,
 ) -> anyhow::Result<(Box<dyn Similarity>, serde_json::Value)> {
-    let bundle = ModelBundle::open(dir)?;
+    let (bundle, precision) = ModelBundle::open(dir)?.with_precision(mlp.precision, runtime)?;
     let tiling = Tiling::for_model(tiling.tile_px, tiling.margin_px, &bundle.features);
     if !quiet {
-        note!("deepsim: model {} on {}", dir.display(), runtime.name());
+        note!("deepsim: model {} on {}, {} features ({})", dir.display(), runtime.name(), precision.chosen, precision.why);
     }
     // Feature windows sized so that the extractor's activations fit the memory budget.
     let mut learned = Learned::new(&bundle, runtime, head, tiling)?
@@ -322,6 +429,7 @@ fn build_learned(
         "runtime": runtime.name(),
         "head": learned.head(),
         "feature_tiling": learned.tiling(),
+        "precision": precision,
     });
     if let Some(engine) = learned.mlp_engine() {
         report["mlp"] = json!({ "engine": engine, "top_k": mlp.top_k, "macs_per_candidate": learned.mlp_macs_per_candidate() });
@@ -330,6 +438,12 @@ fn build_learned(
 }
 
 fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
+    execute_with(job, quiet, None)
+}
+
+/// Runs `job` and writes its outputs; with `remote`, each step's tiles are matched by the
+/// runner it makes.
+fn execute_with(job: Job, quiet: bool, remote: Option<RemoteFactory>) -> anyhow::Result<()> {
     deepsim::io::set_decode_limit(job.budget);
     // The folder first: from here on, whatever fails, the previous run's outputs are gone and
     // no other run writes here.
@@ -342,22 +456,18 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         .map(PathBuf::as_path)
         .collect();
     let _folder = OutputFolder::prepare(out, REPORT_FILE, &names, &inputs)?;
-    let options = ReadOptions { nodata: job.nodata };
-    let left = InputImage::open(&job.left, job.left_mask.as_deref(), &options)?;
-    let right = InputImage::open(&job.right, job.right_mask.as_deref(), &options)?;
-    let (size_left, size_right) = (left.size(), right.size());
-    let config = (job.config)((size_left, size_right))?;
-    let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
-    config
-        .validate_sizes(size_left, size_right, backends.len())
-        .with_context(|| format!("left {}, right {}", job.left.display(), job.right.display()))?;
-
-    let (w, h) = size_left;
     let scratch = job.scratch.as_deref().unwrap_or(out);
-    let storage = pipeline::storage_for_run(config.memory_budget, w, h, config.keep_steps, job.confidence, scratch);
-    let band_rows = pipeline::input_band_rows(config.memory_budget, w.max(size_right.0));
-    let (images, [left_report, right_report]) = pipeline::load_pair(left, right, &storage, band_rows)?;
-    let inputs = json!({ "left": left_report, "right": right_report, "nodata": job.nodata });
+    let files = RunFiles {
+        left: &job.left,
+        right: &job.right,
+        left_mask: job.left_mask.as_deref(),
+        right_mask: job.right_mask.as_deref(),
+        nodata: job.nodata,
+    };
+    let ReadInputs { config, storage, images, report: inputs, size: (w, h) } =
+        read_inputs(&files, job.config, job.backends.len(), job.confidence, scratch)?;
+    let backends: Vec<&dyn Similarity> = job.backends.iter().map(|b| b.as_ref()).collect();
+    let remote = remote.map(|make| make(scratch, &config)).transpose()?;
 
     // The left image's georeferencing (GeoTIFF) goes onto the maps on its grid.
     let geo = read_geotags(&job.left)?;
@@ -366,8 +476,12 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
         files.extend(product_files());
     }
     let mut maps = MapFiles::create(out, w, h, geo.as_ref(), &files, Some(PREVIEW_FILE))?;
-    let bar = Bar::new(quiet);
-    let result = pipeline::run_streamed(images, &config, &backends, &storage, &bar, &mut maps);
+    // A distributed run prints its own progress (tiles done per step).
+    let bar = Bar::new(quiet || remote.is_some());
+    let result = match &remote {
+        None => pipeline::run_streamed(images, &config, &backends, &storage, &bar, &mut maps),
+        Some(runner) => pipeline::run_streamed_remote(images, &config, &backends, &storage, &bar, &mut maps, runner.as_ref()),
+    };
     bar.finish();
     let output = result?;
     let mut outputs = OutputSet::new();
@@ -389,6 +503,9 @@ fn execute(job: Job, quiet: bool) -> anyhow::Result<()> {
     report["storage"] = json!(storage_name(&storage));
     report["confidence_products"] = json!(job.confidence.then(confidence_report));
     report["outputs"] = json!(written);
+    if let Some(runner) = &remote {
+        report["distributed"] = runner.report();
+    }
     write_report(out, &report, outputs)?;
 
     if !quiet {

@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 mod check_model_cmd;
+mod dask;
 mod eval_cmd;
 mod maps;
 pub(crate) mod match_cmd;

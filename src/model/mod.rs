@@ -1,14 +1,18 @@
 //! Model bundles and the ONNX model contract (`docs/model-contract.md`).
 //!
-//! A bundle is a folder with `features.onnx` (required), `mlp.onnx` (optional) and `card.md`.
+//! A bundle is a folder with `features.onnx` (required), `mlp.onnx` (optional), `card.md`, and
+//! optionally `features.int8.onnx`, an int8 variant of the feature extractor for ONNX Runtime
+//! on CPUs ([`Precision`]).
 //! [`ModelBundle::open`] checks both files against the contract before anything runs and
 //! reports every problem at once, each naming its file and the fix, so that a model exported
 //! wrongly is caught here rather than as a shape error deep inside a runtime.
 
 mod graph_limits;
 mod mlp_weights;
+mod precision;
 
 pub use mlp_weights::{read_mlp, Dense, MlpWeights};
+pub use precision::{Precision, PrecisionChoice};
 
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
@@ -23,6 +27,8 @@ pub const SUPPORTED_CONTRACTS: std::ops::RangeInclusive<u32> = 1..=1;
 pub const FEATURES_FILE: &str = "features.onnx";
 /// The decision network's file name.
 pub const MLP_FILE: &str = "mlp.onnx";
+/// The int8 variant of the feature extractor (optional).
+pub const INT8_FEATURES_FILE: &str = "features.int8.onnx";
 
 /// What the contract's metadata says about one ONNX file.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +48,8 @@ pub struct ModelInfo {
     /// `deepsim.exact_margin_px` (optional, feature extractors): the context around a feature
     /// tile that makes its features equal the whole image's, as measured by the exporter.
     pub exact_margin_px: Option<usize>,
+    /// `deepsim.precision`: "fp32" (also when absent) or "int8".
+    pub precision: String,
 }
 
 /// The largest `deepsim.exact_margin_px` accepted.
@@ -56,6 +64,9 @@ pub struct ModelBundle {
     pub features: ModelInfo,
     /// The decision network, if the bundle has one.
     pub mlp: Option<ModelInfo>,
+    /// The int8 variant of the feature extractor, if the bundle has one (see [`Precision`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features_int8: Option<ModelInfo>,
 }
 
 /// The role a file plays, with the tensors the contract requires of it.
@@ -99,7 +110,12 @@ impl ModelBundle {
             ));
         }
         let mlp_path = dir.join(MLP_FILE);
-        Self::from_files(&dir.join(FEATURES_FILE), mlp_path.exists().then_some(mlp_path.as_path()))
+        let mut bundle = Self::from_files(&dir.join(FEATURES_FILE), mlp_path.exists().then_some(mlp_path.as_path()))?;
+        let int8_path = dir.join(INT8_FEATURES_FILE);
+        if int8_path.exists() {
+            bundle.features_int8 = Some(check_int8_variant(&int8_path, &bundle.features)?);
+        }
+        Ok(bundle)
     }
 
     /// Checks a feature extractor and an optional decision network given by their paths, whatever
@@ -122,13 +138,41 @@ impl ModelBundle {
                 ));
             }
         match (features, problems.is_empty()) {
-            (Some(features), true) => Ok(ModelBundle { dir, features, mlp }),
+            (Some(features), true) => Ok(ModelBundle { dir, features, mlp, features_int8: None }),
             _ => Err(Error::invalid_input(format!(
                 "model bundle {} breaks the model contract (docs/model-contract.md):\n  - {}",
                 dir.display(),
                 problems.join("\n  - ")
             ))),
         }
+    }
+}
+
+/// Checks `features.int8.onnx` against the contract and against the float extractor it stands in
+/// for: same architecture, embedding size and pad multiple, and declared int8.
+fn check_int8_variant(path: &Path, float: &ModelInfo) -> Result<ModelInfo> {
+    let mut problems = Vec::new();
+    let info = check_file(path, Role::Features, &mut problems);
+    if let Some(i) = &info {
+        let at = path.display();
+        if i.precision != "int8" {
+            problems.push(format!("{at}: declares deepsim.precision '{}', expected 'int8' (write it with `deepsim-train quantize`)", i.precision));
+        }
+        if (i.arch.as_str(), i.embedding_dim, i.pad_multiple) != (float.arch.as_str(), float.embedding_dim, float.pad_multiple) {
+            problems.push(format!(
+                "{at}: is a {} with embedding_dim {} and pad_multiple {}, but {} is a {} with {} and {}: \
+                 re-quantise it from this bundle's features.onnx (`deepsim-train quantize`)",
+                i.arch, i.embedding_dim, i.pad_multiple, float.path.display(), float.arch, float.embedding_dim, float.pad_multiple
+            ));
+        }
+    }
+    match (info, problems.is_empty()) {
+        (Some(info), true) => Ok(info),
+        _ => Err(Error::invalid_input(format!(
+            "model bundle {} breaks the model contract (docs/model-contract.md):\n  - {}\n  (remove the file to run the float model)",
+            path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+            problems.join("\n  - ")
+        ))),
     }
 }
 
@@ -175,6 +219,13 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
     let dim = key("deepsim.embedding_dim");
     let pad = if matches!(role, Role::Features) { key("deepsim.pad_multiple") } else { Some("1".into()) };
     let normalization = key("deepsim.normalization");
+    let precision = match meta.get("deepsim.precision").copied().unwrap_or("fp32") {
+        p @ ("fp32" | "int8") => p.to_string(),
+        other => {
+            problems.push(format!("{at}: metadata 'deepsim.precision' = '{other}': expected fp32 or int8"));
+            "fp32".to_string()
+        }
+    };
     let exact_margin = meta.get("deepsim.exact_margin_px").and_then(|v| match v.trim().parse::<usize>() {
         Ok(n) if n <= MAX_EXACT_MARGIN_PX => Some(n),
         _ => {
@@ -268,6 +319,7 @@ fn check_file(path: &Path, role: Role, problems: &mut Vec<String>) -> Option<Mod
         pad_multiple: pad_multiple?,
         normalization: normalization?,
         exact_margin_px: exact_margin,
+        precision,
     })
 }
 

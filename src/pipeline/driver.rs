@@ -9,13 +9,14 @@
 use super::config::{MatchConfig, Regularizer};
 use super::images::{Images, Pair};
 use super::level::{match_level, Keep, Search, StepGrids, TileContext};
+use super::remote::{match_level_remote, TileRunner};
 use super::products::Products;
 use super::progress::Progress;
 use super::report::{MatchOutput, RunSummary, StageTimes, StepOutput, StepReport};
 use super::{memory, post};
 use crate::error::Result;
 use crate::grid::{Grid, Sample, Storage};
-use crate::pyramid::level_range;
+use crate::pyramid::{level_range, UNCERTAIN_DISPARITY};
 use crate::sgm::lines::LineParams;
 use crate::similarity::Similarity;
 use crate::tiles::Region;
@@ -146,10 +147,115 @@ pub fn run_streamed(
     config.validate_sizes((wl, hl), (images.right.width(), images.right.height()), backends.len())?;
     let budget = config.memory_budget.map(memory::Budget::new);
     let bands = |width: usize, bytes_per_px: usize| budget.map_or(usize::MAX, |b| b.band_rows(width, bytes_per_px));
-    run_in_bands(images, config, backends, storage, progress, sink, &bands)
+    run_in_bands(images, config, backends, storage, progress, sink, &bands, None)
 }
 
-/// [`run_streamed`] with the rows per band given by `bands(width, bytes per pixel)`.
+/// [`run_streamed`] with each step's tiles matched by `runner` (other processes: the workers
+/// of a distributed run, see [`super::remote`]) instead of in this process; the rest of the
+/// run (step order, assembly, filters, `sink`) is the same code, and so is the result.
+pub fn run_streamed_remote(
+    images: Images<'_>,
+    config: &MatchConfig,
+    backends: &[&dyn Similarity],
+    storage: &Storage,
+    progress: &dyn Progress,
+    sink: &mut dyn RowSink,
+    runner: &dyn TileRunner,
+) -> Result<RunSummary> {
+    let (wl, hl) = (images.left.width(), images.left.height());
+    config.validate_sizes((wl, hl), (images.right.width(), images.right.height()), backends.len())?;
+    let budget = config.memory_budget.map(memory::Budget::new);
+    let bands = |width: usize, bytes_per_px: usize| budget.map_or(usize::MAX, |b| b.band_rows(width, bytes_per_px));
+    run_in_bands(images, config, backends, storage, progress, sink, &bands, Some(runner))
+}
+
+/// The pyramid of `images` (level 0 first, `levels` levels) in `storage`, and the seconds
+/// it took.
+pub(super) fn build_pyramid<'a>(
+    images: Images<'a>,
+    levels: u32,
+    storage: &Storage,
+    bands: &dyn Fn(usize, usize) -> usize,
+) -> Result<(Vec<Images<'a>>, f64)> {
+    let t = Instant::now();
+    let mut pyramid = vec![images];
+    for _ in 1..levels {
+        let finer = pyramid.last().expect("level 0 is there");
+        let coarser = finer.reduce(storage, bands(finer.left.width(), memory::REDUCE_BYTES_PER_PX))?;
+        pyramid.push(coarser);
+    }
+    Ok((pyramid, t.elapsed().as_secs_f64()))
+}
+
+/// Where step `index` searches: the whole range (first step), or around `previous` (the
+/// previous step's disparity and level).
+pub(super) fn step_search<'a>(config: &MatchConfig, index: usize, previous: Option<(&'a Grid<'static, i32>, u32)>) -> Search<'a> {
+    let step = &config.steps[index];
+    let range = level_range(config.disp_min, config.disp_max, step.level);
+    match previous {
+        None => Search::Range(range),
+        Some((coarse, prev_level)) => Search::Around { coarse, factor: 1 << (prev_level - step.level), propagation: step.propagation, range },
+    }
+}
+
+/// What step `index`'s tiles share; `products`: the sink wants the confidence products.
+pub(super) fn step_context<'a>(
+    config: &'a MatchConfig,
+    index: usize,
+    images: &'a Images<'a>,
+    search: &'a Search<'a>,
+    backends: &[&'a dyn Similarity],
+    products: bool,
+) -> TileContext<'a> {
+    let step = &config.steps[index];
+    let last = index == config.steps.len() - 1;
+    TileContext {
+        images,
+        search,
+        backend: backends[step.similarity],
+        regularizer: &step.regularizer,
+        lr_check_px: if last { config.lr_check_px } else { check_for_next(config, index).then_some(COARSE_LR_TOLERANCE_PX) },
+        level: step.level,
+        products: last && products,
+    }
+}
+
+/// The maps step `index` keeps; `products`: the sink wants the confidence products.
+pub(super) fn step_keep(config: &MatchConfig, index: usize, products: bool, regularizer: &Regularizer) -> Keep {
+    let last = index == config.steps.len() - 1;
+    let with_mask = matches!(regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. }));
+    Keep {
+        confidence: last || config.keep_steps,
+        masked: with_mask && (last || config.keep_steps),
+        last,
+        rejected: last || check_for_next(config, index),
+        products: last && products,
+    }
+}
+
+/// Whether step `index` runs a left-right check for the next step, which searches the whole
+/// range around its rejections ([`crate::pyramid::Propagation::uncertain_full_range`]).
+fn check_for_next(config: &MatchConfig, index: usize) -> bool {
+    config.steps.get(index + 1).is_some_and(|next| next.propagation.uncertain_full_range)
+}
+
+/// Writes [`UNCERTAIN_DISPARITY`] into `disparity` where `rejected`: the next step (here or on
+/// the workers of a distributed run, which get this grid) searches the whole range there.
+fn mark_uncertain(disparity: &mut Grid<'static, i32>, rejected: &Grid<'static, bool>) -> Result<()> {
+    let (w, h) = (disparity.width(), disparity.height());
+    for y0 in (0..h).step_by(256) {
+        let rows = Region { x0: 0, y0, x1: w, y1: (y0 + 256).min(h) };
+        let mut values = disparity.read(rows)?.into_owned();
+        let flags = rejected.read(rows)?;
+        ndarray::Zip::from(&mut values).and(&flags).for_each(|d, &r| if r { *d = UNCERTAIN_DISPARITY });
+        disparity.write(0, y0, values.view())?;
+    }
+    Ok(())
+}
+
+/// [`run_streamed`] with the rows per band given by `bands(width, bytes per pixel)`, each
+/// step's tiles matched here or by `runner`.
+#[allow(clippy::too_many_arguments)]
 fn run_in_bands(
     images: Images<'_>,
     config: &MatchConfig,
@@ -158,6 +264,7 @@ fn run_in_bands(
     progress: &dyn Progress,
     sink: &mut dyn RowSink,
     bands: &dyn Fn(usize, usize) -> usize,
+    runner: Option<&dyn TileRunner>,
 ) -> Result<RunSummary> {
     let start = Instant::now();
     let mut times = StageTimes::default();
@@ -165,14 +272,8 @@ fn run_in_bands(
 
     let levels = config.levels();
     progress.stage(levels - 1, "pyramid");
-    let t = Instant::now();
-    let mut pyramid = vec![images];
-    for _ in 1..levels {
-        let finer = pyramid.last().expect("level 0 is there");
-        let coarser = finer.reduce(storage, bands(finer.left.width(), memory::REDUCE_BYTES_PER_PX))?;
-        pyramid.push(coarser);
-    }
-    times.pyramid = t.elapsed().as_secs_f64();
+    let (pyramid, seconds) = build_pyramid(images, levels, storage, bands)?;
+    times.pyramid = seconds;
 
     let step_pixels: Vec<f64> = config
         .steps
@@ -188,48 +289,24 @@ fn run_in_bands(
     let mut reports = Vec::new();
     let mut kept = Vec::new();
     // The previous step's disparity and level.
-    let mut previous: Option<(Grid<'static, i32>, Option<Grid<'static, bool>>, u32)> = None;
+    let mut previous: Option<(Grid<'static, i32>, u32)> = None;
     let last_step = config.steps.len() - 1;
     for (index, step) in config.steps.iter().enumerate() {
         let level = step.level;
         let images = &pyramid[level as usize];
         let (w, h) = (images.left.width(), images.left.height());
-        let range = level_range(config.disp_min, config.disp_max, level);
-        let search = match &previous {
-            None => Search::Range(range),
-            Some((prev, uncertain, prev_level)) => Search::Around {
-                coarse: prev,
-                uncertain: uncertain.as_ref(),
-                factor: 1 << (prev_level - level),
-                propagation: step.propagation,
-                range,
-            },
-        };
+        let search = step_search(config, index, previous.as_ref().map(|(grid, level)| (grid, *level)));
         let backend = backends[step.similarity];
         let last = index == last_step;
-        let with_mask = matches!(step.regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. }));
         let products = last && sink.wants_products();
-        // A left-right check at a coarser step marks where the next step searches the whole range.
-        let check_for_next = !last && config.steps[index + 1].propagation.uncertain_full_range;
-        let keep = Keep {
-            confidence: last || config.keep_steps,
-            masked: with_mask && (last || config.keep_steps),
-            last,
-            rejected: last || check_for_next,
-            products,
-        };
+        let keep = step_keep(config, index, products, &step.regularizer);
         let mut result = StepGrids::new(w, h, keep, storage)?;
-        let context = TileContext {
-            images,
-            search: &search,
-            backend,
-            regularizer: &step.regularizer,
-            lr_check_px: if last { config.lr_check_px } else { check_for_next.then_some(COARSE_LR_TOLERANCE_PX) },
-            level,
-            products,
-        };
+        let context = step_context(config, index, images, &search, backends, products);
         let advance = |core_pixels: usize| progress.done((pixels_done + core_pixels as f64) / all_pixels);
-        let tiles = match_level(&context, config.tiles, budget, &mut result, progress, &advance, &mut times)?;
+        let tiles = match runner {
+            None => match_level(&context, config.tiles, budget, &mut result, progress, &advance, &mut times)?,
+            Some(runner) => match_level_remote(runner, index, &context, config, &mut result, &advance, &mut times)?,
+        };
         pixels_done += step_pixels[index];
 
         reports.push(StepReport {
@@ -244,8 +321,8 @@ fn run_in_bands(
             tiles,
         });
         if !last {
-            let uncertain = result.rejected.take();
-            let disparity = if config.keep_steps {
+            let rejected = result.rejected.take();
+            let mut disparity = if config.keep_steps {
                 let maps = result.maps(level, storage)?;
                 let copy = copy_grid(&maps.disparity, storage)?;
                 kept.push(maps);
@@ -253,7 +330,10 @@ fn run_in_bands(
             } else {
                 result.disparity
             };
-            previous = Some((disparity, uncertain, level));
+            if let Some(rejected) = rejected {
+                mark_uncertain(&mut disparity, &rejected)?;
+            }
+            previous = Some((disparity, level));
             continue;
         }
 
@@ -355,7 +435,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let scratch = Storage::Scratch(dir.path().to_path_buf());
             let mut sink = Collect::new(pair.left.dim(), true);
-            let summary = run_in_bands(Images::borrowed(&pair), &cfg, &[&census], &scratch, &NoProgress, &mut sink, &|_, _| 7).unwrap();
+            let summary = run_in_bands(Images::borrowed(&pair), &cfg, &[&census], &scratch, &NoProgress, &mut sink, &|_, _| 7, None).unwrap();
             let same = |a: &Array2<f32>, b: &Array2<f32>| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same(&whole.disparity, &sink.disparity), "{regularizer:?}: disparity");
             assert!(same(&whole.confidence, &sink.confidence), "{regularizer:?}: confidence");

@@ -6,6 +6,7 @@ use super::config::Regularizer;
 use super::images::Images;
 use super::memory;
 use super::products::{ProductGrids, Products};
+use super::remote::TilePart;
 use super::progress::Progress;
 use super::report::{StageTimes, StepMaps};
 use super::tile::match_tile;
@@ -15,7 +16,7 @@ use crate::grid::{Grid, Sample, Storage};
 use crate::pyramid::{propagated_bounds, CoarseWindow, Propagation};
 use crate::similarity::Similarity;
 use crate::tiles::{tiles, Region, Tile, TileParams};
-use ndarray::{s, Array2};
+use ndarray::Array2;
 use std::collections::VecDeque;
 
 /// Everything a step's tiles share.
@@ -42,8 +43,26 @@ pub(super) fn match_level(
     times: &mut StageTimes,
 ) -> Result<usize> {
     let (w, h) = (context.images.left.width(), context.images.left.height());
+    match_tiles(context, tiles(w, h, params), params, budget, &mut |matched, tile| result.paste(matched, tile), progress, advance, times)
+}
+
+/// Matches `top` (tiles of [`tiles`] for `params`), each split as [`match_level`] says, and
+/// hands each matched tile to `paste`; returns the number of tiles matched. A distributed run
+/// calls it with one tile of the plan per task (`remote`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn match_tiles(
+    context: &TileContext,
+    top: Vec<Tile>,
+    params: Option<TileParams>,
+    budget: Option<memory::Budget>,
+    paste: &mut dyn FnMut(&TileResult, &Tile) -> Result<()>,
+    progress: &dyn Progress,
+    advance: &dyn Fn(usize),
+    times: &mut StageTimes,
+) -> Result<usize> {
+    let (w, h) = (context.images.left.width(), context.images.left.height());
     let overlap = params.map_or(memory::SPLIT_OVERLAP_PX, |p| p.overlap_px);
-    let mut pending: VecDeque<Tile> = tiles(w, h, params).into();
+    let mut pending: VecDeque<Tile> = top.into();
     let mut matched = 0;
     let mut core_pixels = 0;
     while let Some(tile) = pending.pop_front() {
@@ -72,7 +91,7 @@ pub(super) fn match_level(
         matched += 1;
         progress.stage(context.level, &format!("tile {matched}"));
         let tile_result = match_tile(context, tile.outer, bounds, progress, times)?;
-        result.paste(&tile_result, &tile)?;
+        paste(&tile_result, &tile)?;
         core_pixels += tile.core.width() * tile.core.height();
         advance(core_pixels);
     }
@@ -99,15 +118,7 @@ fn split(tile: Tile, overlap: usize, width: usize, height: usize) -> Vec<Tile> {
 /// Where a step searches: the whole range (first step) or around the previous step's result.
 pub(super) enum Search<'a> {
     Range((i32, i32)),
-    Around {
-        coarse: &'a Grid<'static, i32>,
-        /// The coarser step's pixels that failed its left-right check (when the propagation
-        /// searches the whole range around them).
-        uncertain: Option<&'a Grid<'static, bool>>,
-        factor: usize,
-        propagation: Propagation,
-        range: (i32, i32),
-    },
+    Around { coarse: &'a Grid<'static, i32>, factor: usize, propagation: Propagation, range: (i32, i32) },
 }
 
 impl Search<'_> {
@@ -127,13 +138,11 @@ impl Search<'_> {
                 let n = region.width() * region.height();
                 (vec![*lo; n], vec![*hi; n])
             }
-            Search::Around { coarse, uncertain, factor, propagation, range } => {
+            Search::Around { coarse, factor, propagation, range } => {
                 let needed = CoarseWindow::needed(region, width, height, *propagation, *factor, coarse.width(), coarse.height());
                 let values = coarse.read(needed)?;
-                let uncertain = uncertain.map(|u| u.read(needed)).transpose()?;
                 let window = CoarseWindow {
                     values: values.view(),
-                    uncertain: uncertain.as_ref().map(|u| u.view()),
                     x0: needed.x0,
                     y0: needed.y0,
                     width: coarse.width(),
@@ -235,32 +244,8 @@ impl StepGrids {
 
     /// Copies the core of `tile` from `matched` (which covers `tile.outer`).
     pub(super) fn paste(&mut self, matched: &TileResult, tile: &Tile) -> Result<()> {
-        let (c, o) = (tile.core, tile.outer);
-        let inner = s![c.y0 - o.y0..c.y1 - o.y0, c.x0 - o.x0..c.x1 - o.x0];
-        self.disparity.write(c.x0, c.y0, matched.winner.disparity.slice(inner))?;
-        if let Some(grid) = &mut self.subpixel {
-            grid.write(c.x0, c.y0, matched.winner.subpixel.slice(inner))?;
-        }
-        if let Some(grid) = &mut self.confidence {
-            grid.write(c.x0, c.y0, matched.winner.confidence.slice(inner))?;
-        }
-        if let Some(part) = &matched.masked {
-            let part = part.slice(inner);
-            self.masked_count += part.iter().filter(|&&m| m).count();
-            if let Some(grid) = &mut self.masked {
-                grid.write(c.x0, c.y0, part)?;
-            }
-        }
-        if let Some(grid) = &mut self.rejected {
-            grid.write(c.x0, c.y0, matched.rejected.slice(inner))?;
-        }
-        if let (Some(grids), Some(products)) = (&mut self.products, &matched.products) {
-            let inner = Region { x0: c.x0 - o.x0, y0: c.y0 - o.y0, x1: c.x1 - o.x0, y1: c.y1 - o.y0 };
-            grids.write(c.x0, c.y0, products, inner)?;
-        }
-        self.entries += matched.entries;
-        self.span = (self.span.0.min(matched.span.0), self.span.1.max(matched.span.1));
-        Ok(())
+        let part = TilePart::cut(matched, tile, self.keeps());
+        self.write_part(&part)
     }
 
     /// The maps a caller keeps ([`MatchConfig::keep_steps`]).

@@ -5,7 +5,8 @@
 //! Files by concept: `config` (what a run is asked to do, validated before anything runs),
 //! `images` (the pair and its pyramid), `driver` (the run end to end, [`run`] and
 //! [`run_streamed`]), `level` (one step over its level, tile by tile), `tile` (one tile: the
-//! only place a cost volume exists), `post` (filters at full resolution, band by band), `products` (the confidence
+//! only place a cost volume exists), `post` (filters at full resolution, band by band), `remote` (a run whose tiles other
+//! processes match: a Dask cluster), `products` (the confidence
 //! products: ambiguity, risks, disparity interval, validity bits),
 //! `report` (what a run returns), `progress`, `memory` (the budget) and `input` (reading
 //! the images).
@@ -19,11 +20,13 @@ mod memory;
 mod post;
 mod products;
 mod progress;
+mod remote;
 mod report;
 mod tile;
 
 pub use config::{auto_levels, max_levels, pyramid_steps, Fill, MatchConfig, Regularizer, Step, MIN_TILE_OVERLAP_PX};
-pub use driver::{run, run_streamed, run_with_products, RowSink};
+pub use driver::{run, run_streamed, run_streamed_remote, run_with_products, RowSink};
+pub use remote::{StepRequest, TileOutput, TilePart, TileRunner, TileTask, TileWorker};
 pub use images::{Images, Pair};
 pub use input::{load_pair, InputImage, InputReport};
 pub use memory::{backend_working_share, default_budget, input_band_rows, parse_size, storage_for, storage_for_run, MIN_BUDGET};

@@ -148,6 +148,23 @@ impl Products {
         }
     }
 
+    /// The products of `region` (a copy).
+    pub fn crop(&self, region: Region) -> Products {
+        let part = s![region.y0..region.y1, region.x0..region.x1];
+        let mut out = Products::empty((region.height(), region.width()));
+        for (to, from) in out.maps_mut().into_iter().zip(self.maps()) {
+            to.assign(&from.slice(part));
+        }
+        out.validity.assign(&self.validity.slice(part));
+        out
+    }
+
+    /// The float maps, mutable, in the order of [`Products::maps`] (a distributed run's
+    /// decoder fills them).
+    pub(super) fn float_maps_mut(&mut self) -> Vec<&mut Array2<f32>> {
+        self.maps_mut().into_iter().collect()
+    }
+
     /// Copies `band` into rows `first_row ..`.
     pub fn assign_rows(&mut self, first_row: usize, band: &Products) {
         let rows = s![first_row..first_row + band.validity.nrows(), ..];

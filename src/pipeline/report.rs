@@ -25,6 +25,17 @@ pub struct StageTimes {
     pub total: f64,
 }
 
+impl StageTimes {
+    /// Adds the matching stages of a tile matched elsewhere (a distributed run's worker).
+    pub(super) fn add_tile(&mut self, tile: &StageTimes) {
+        self.prepare += tile.prepare;
+        self.cost += tile.cost;
+        self.regularize += tile.regularize;
+        self.wta += tile.wta;
+        self.post += tile.post;
+    }
+}
+
 /// What happened at one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {

@@ -63,6 +63,12 @@ pub trait Runtime: Send + Sync {
 
     /// Loads a decision network.
     fn decision_net(&self, path: &Path) -> Result<Box<dyn DecisionNet>>;
+
+    /// Whether quantised (int8 QDQ) feature extractors run faster than float ones here, so that
+    /// `--precision auto` takes a bundle's `features.int8.onnx`.
+    fn runs_int8_fast(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a feature extractor's output against the contract (`[1, C, h, w]` for an `h × w`

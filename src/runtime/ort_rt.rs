@@ -226,6 +226,12 @@ impl Runtime for Ort {
         let first = self.session(path)?;
         Ok(Box::new(OrtNet { path: path.to_path_buf(), sessions: Mutex::new(vec![first]), ort: self.clone_handle() }))
     }
+
+    /// ONNX Runtime's CPU provider fuses QDQ convolutions into int8 kernels (VNNI where the CPU
+    /// has it): about 2× fp32 for msaff on AVX-512 VNNI. GPUs keep the float graph.
+    fn runs_int8_fast(&self) -> bool {
+        self.provider == Provider::Cpu
+    }
 }
 
 impl Ort {

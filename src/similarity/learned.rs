@@ -58,10 +58,17 @@ impl Tiling {
     }
 }
 
+/// The default feature tile side (px, before margins). 512 rather than a whole 1 Mpx image:
+/// on toulouse-0051 (1024², msaff-adapted int8, idle 2-core machine, same run) it took 19.3 s
+/// and peaked at 0.87 GB, against 20.7 s and 1.32 GB for 1024-px tiles (docs/learned-speed.md):
+/// the extractor's activations are held per window, and the 56-px margins cost less than the
+/// cache misses of the larger window.
+pub const DEFAULT_FEATURE_TILE_PX: usize = 512;
+
 impl Default for Tiling {
     fn default() -> Self {
         Tiling {
-            tile_px: 1024,
+            tile_px: DEFAULT_FEATURE_TILE_PX,
             margin_px: DEFAULT_FEATURE_MARGIN_PX,
         }
     }

@@ -19,7 +19,7 @@ mod ncc;
 
 pub use blend::Blend;
 pub use census::Census;
-pub use learned::{Head, Learned, MlpEngine, Tiling, DEFAULT_FEATURE_MARGIN_PX};
+pub use learned::{Head, Learned, MlpEngine, Tiling, DEFAULT_FEATURE_MARGIN_PX, DEFAULT_FEATURE_TILE_PX};
 pub use mlp::SplitMlp;
 pub use ncc::Ncc;
 

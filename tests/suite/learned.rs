@@ -277,6 +277,23 @@ fn contract_violations_each_give_their_own_error() {
     std::os::unix::fs::symlink("/dev/zero", dir.join("features.onnx")).unwrap();
     assert!(ModelBundle::open(&dir).unwrap_err().to_string().contains("features.onnx: not a regular file"));
     assert!(ModelBundle::open(&root.path().join("nowhere")).unwrap_err().to_string().contains("bundle folder not found"));
+    // An int8 variant that belongs to another model, or is not declared int8, is refused by name.
+    let int8 = models().join("msaff_tiny_int8").join("features.int8.onnx");
+    let dir = root.path().join("foreign_int8");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["features.onnx", "mlp.onnx"] {
+        std::fs::copy(models().join("tiny_conv").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(&int8, dir.join("features.int8.onnx")).unwrap();
+    let err = ModelBundle::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("features.int8.onnx") && err.contains("re-quantise"), "{err}");
+    let dir = root.path().join("float_as_int8");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(models().join("msaff_tiny").join("features.onnx"), dir.join("features.onnx")).unwrap();
+    std::fs::copy(models().join("msaff_tiny").join("features.onnx"), dir.join("features.int8.onnx")).unwrap();
+    let err = ModelBundle::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("expected 'int8'"), "{err}");
+    assert!(ModelBundle::open(&models().join("msaff_tiny_int8")).unwrap().features_int8.is_some());
 }
 
 #[test]

@@ -92,7 +92,7 @@ fn a_learned_run_sizes_its_feature_tiles_from_the_budget_and_keeps_its_result() 
     let tiling = |report: &serde_json::Value| report["models"][0]["model"]["feature_tiling"]["tile_px"].as_u64().unwrap();
 
     let free = run(dir.path(), "free", &[&learned[..], &["--max-memory", "8G"]].concat());
-    assert_eq!(tiling(&free), 1024, "8 GB leaves the default feature tile");
+    assert_eq!(tiling(&free) as usize, deepsim::similarity::DEFAULT_FEATURE_TILE_PX, "8 GB leaves the default feature tile");
     let bounded = run(dir.path(), "bounded", &[&learned[..], &["--max-memory", "192M"]].concat());
     assert!(tiling(&bounded) < 320, "192 MB must split the 320 px image into feature tiles: {}", tiling(&bounded));
     let peak = bounded["peak_memory_bytes"].as_u64().unwrap();

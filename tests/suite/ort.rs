@@ -74,3 +74,92 @@ fn an_explicit_gpu_request_that_cannot_be_honoured_is_an_error() {
     let auto = Ort::new(options(Device::Auto)).unwrap();
     assert!(["ort/cpu", "ort/cuda", "ort/tensorrt"].contains(&auto.name().as_str()));
 }
+
+/// The int8 variant of a bundle (`features.int8.onnx`, from `deepsim-train quantize`): ONNX
+/// Runtime reproduces its golden, it stays close to the float model, and `--precision`
+/// chooses it as documented (auto: int8 on ONNX Runtime's CPU provider, fp32 on tract).
+#[test]
+fn the_int8_variant_matches_its_golden_and_auto_takes_it_on_the_cpu() {
+    if !available() {
+        return;
+    }
+    use deepsim::model::Precision;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/msaff_tiny_int8");
+    let bundle = ModelBundle::open(&dir).unwrap();
+    let int8 = bundle.features_int8.as_ref().expect("the fixture has features.int8.onnx");
+    assert_eq!((int8.precision.as_str(), bundle.features.precision.as_str()), ("int8", "fp32"));
+    let ort = Ort::new(options(Device::Cpu)).unwrap();
+    assert!(ort.runs_int8_fast() && !Tract.runs_int8_fast());
+
+    let (chosen, choice) = bundle.clone().with_precision(Precision::Auto, &ort).unwrap();
+    assert_eq!((choice.chosen, chosen.features.path.as_path()), ("int8", int8.path.as_path()));
+    let (chosen, choice) = bundle.clone().with_precision(Precision::Auto, &Tract).unwrap();
+    assert_eq!((choice.chosen, chosen.features.path.file_name().unwrap().to_str().unwrap()), ("fp32", "features.onnx"));
+    assert!(choice.why.contains("tract"), "{}", choice.why);
+    let err = bundle.clone().with_precision(Precision::Int8, &Tract).unwrap_err().to_string();
+    assert!(err.contains("ONNX Runtime only") && err.contains("--precision fp32"), "{err}");
+    let plain = ModelBundle::open(&dir.with_file_name("msaff_tiny")).unwrap();
+    let err = plain.with_precision(Precision::Int8, &ort).unwrap_err().to_string();
+    assert!(err.contains("features.int8.onnx") && err.contains("deepsim-train quantize"), "{err}");
+
+    let (shape, _, input) = read_npy_array(&dir.join("features_input.npy")).unwrap();
+    let (_, _, golden) = read_npy_array(&dir.join("features_int8_output.npy")).unwrap();
+    let (_, _, float) = read_npy_array(&dir.join("features_output.npy")).unwrap();
+    let image = ArrayView2::from_shape((shape[2], shape[3]), &input).unwrap();
+    let got = ort.feature_net(&int8.path).unwrap().run(image).unwrap();
+    let scale = golden.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (x, z) in got.iter().zip(&golden) {
+        assert!((x - z).abs() <= 1e-5 * scale, "int8: ort {x} vs golden {z}");
+    }
+    // Per pixel, the int8 embedding points where the float one does.
+    let (c, h, w) = got.dim();
+    let f = ndarray::Array3::from_shape_vec((c, h, w), float).unwrap();
+    let cosine = |y: usize, x: usize| {
+        let (a, b) = (got.slice(ndarray::s![.., y, x]), f.slice(ndarray::s![.., y, x]));
+        a.dot(&b) / (a.dot(&a).sqrt() * b.dot(&b).sqrt()).max(1e-12)
+    };
+    let worst = (0..h).flat_map(|y| (0..w).map(move |x| (y, x))).map(|(y, x)| cosine(y, x)).fold(1f32, f32::min);
+    assert!(worst > 0.99, "int8 vs fp32 embedding cosine {worst}");
+}
+
+/// On the command line: run.json records the precision chosen and why; an impossible request
+/// fails before any output is written.
+#[test]
+fn match_reports_the_precision_it_ran() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scene = crate::common::planar_scene(3, 96, 64);
+    for (name, img) in [("l.png", &scene.pair.left), ("r.png", &scene.pair.right)] {
+        let (h, w) = img.dim();
+        image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(img[(y as usize, x as usize)] * 255.0).round() as u8]))
+            .save(dir.path().join(name))
+            .unwrap();
+    }
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/msaff_tiny_int8");
+    let run = |extra: &[&str], out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_deepsim"))
+            .args(["-q", "match", "--disp-min", "0", "--disp-max", "15", "--head", "cosine", "--left"])
+            .arg(dir.path().join("l.png"))
+            .arg("--right")
+            .arg(dir.path().join("r.png"))
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .arg("--model")
+            .arg(&bundle)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (extra, out, chosen) in [(&["--runtime", "ort"][..], "a", "int8"), (&["--runtime", "tract"][..], "b", "fp32"), (&["--runtime", "ort", "--precision", "fp32"][..], "c", "fp32")] {
+        let o = run(extra, out);
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(out).join("run.json")).unwrap()).unwrap();
+        assert_eq!(report["models"][0]["model"]["precision"]["chosen"], chosen, "{extra:?}");
+    }
+    let o = run(&["--runtime", "tract", "--precision", "int8"], "d");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ONNX Runtime only"));
+    assert!(!dir.path().join("d").join("run.json").exists());
+}

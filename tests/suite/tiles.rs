@@ -42,7 +42,7 @@ fn bounds_of_a_region_equal_the_whole_level_bounds_there() {
         // Only the coarse pixels the region needs (what tiles read from a scratch file).
         let needed = CoarseWindow::needed(region, w, h, propagation, 2, wc, hc);
         let part = coarse.slice(ndarray::s![needed.y0..needed.y1, needed.x0..needed.x1]);
-        let window = CoarseWindow { values: part, uncertain: None, x0: needed.x0, y0: needed.y0, width: wc, height: hc };
+        let window = CoarseWindow { values: part, x0: needed.x0, y0: needed.y0, width: wc, height: hc };
         assert_eq!(propagated_bounds(&window, w, h, propagation, (-20, 20), 2, region), (lo.clone(), hi.clone()), "{region:?}");
         let mut k = 0;
         for y in region.y0..region.y1 {

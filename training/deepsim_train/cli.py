@@ -261,6 +261,20 @@ def cmd_adapt(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from .quantize import QuantizeConfig, run_quantize
+
+    cfg = QuantizeConfig(bundle=a.bundle, synth=a.synth, pairs=a.pairs or [], val=a.val, crops=a.crops, crop=a.crop,
+                         val_pairs=a.val_pairs, seed=a.seed)
+    command = "deepsim-train quantize " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "deepsim-train quantize"
+    try:
+        run_quantize(cfg, command=command, log=lambda m: print(m, flush=True))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"deepsim-train quantize: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="deepsim-train", description="deepsim training side: train, evaluate, export")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -312,6 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the engine's default --feature-margin; weights untouched)")
     sm.add_argument("bundle", nargs="+", help="bundle folders")
     sm.set_defaults(func=cmd_stamp_margin)
+
+    qz = sub.add_parser(
+        "quantize",
+        help="write the bundle's int8 feature extractor (features.int8.onnx, ONNX Runtime on CPUs) with a parity report",
+        description="Static int8 quantisation (QDQ) of BUNDLE/features.onnx, calibrated on crops of training images "
+        "(never validation pairs); writes BUNDLE/features.int8.onnx, BUNDLE/quantize.json and a card section with the "
+        "embedding parity, the time of both and, with --val, JP of both.",
+    )
+    qz.add_argument("--bundle", required=True, help="bundle folder (its features.onnx is quantised; the file goes next to it)")
+    qz.add_argument("--synth", help="synthetic training pairs for calibration (`deepsim synth --seed 1001 ...`)")
+    qz.add_argument("--pairs", nargs="*", metavar="DIR", help="your own pair folders for calibration (left/right images)")
+    qz.add_argument("--val", help="held-out synthetic pairs (seed 2002) for the JP parity report")
+    qz.add_argument("--crops", type=int, default=16, help="calibration crops (default 16)")
+    qz.add_argument("--crop", type=int, default=256, help="calibration crop size, px (default 256)")
+    qz.add_argument("--val-pairs", dest="val_pairs", type=int, default=8, help="pairs of --val used (default 8)")
+    qz.add_argument("--seed", type=int, default=0)
+    qz.set_defaults(func=cmd_quantize)
 
     ad = sub.add_parser(
         "adapt",

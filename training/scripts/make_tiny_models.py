@@ -3,7 +3,7 @@
 
 Usage::
 
-    python training/scripts/make_tiny_models.py OUT_DIR [--seed 0] [--fp16-too]
+    python training/scripts/make_tiny_models.py OUT_DIR [--seed 0] [--fp16-too] [--int8-too | --int8-only]
 
 Writes one bundle folder per model under ``OUT_DIR`` and ``OUT_DIR/manifest.json``:
 
@@ -23,7 +23,8 @@ Each folder holds ``features.onnx`` [+ ``mlp.onnx``], ``card.md``, ``export.json
 outputs are onnxruntime's, checked against PyTorch (fp32: ``max|diff| <= 1e-5 * max(1, max|ref|)``);
 the engine should match them with the same tolerance. ``--fp16-too`` adds ``*_fp16`` variants
 (float16 initialisers + Cast): their goldens are onnxruntime's output of the fp16 file (match
-it with 1e-5 as well); they differ from the fp32 ones by <= 2e-3 relative. Everything is seeded, so re-running
+it with 1e-5 as well); they differ from the fp32 ones by <= 2e-3 relative. ``--int8-too`` adds
+``msaff_tiny_int8`` (``features.int8.onnx`` + golden ``features_int8_output.npy``, ONNX Runtime only). Everything is seeded, so re-running
 gives identical numbers on the same library versions.
 """
 
@@ -133,14 +134,42 @@ def make(out: Path, *, seed: int = 0, fp16_too: bool = False) -> dict:
     return manifest
 
 
+def make_int8(out: Path, *, source: str = "msaff_tiny", seed: int = 0) -> Path:
+    """``{source}_int8/``: a copy of the ``source`` bundle plus ``features.int8.onnx`` (static
+    QDQ int8, calibrated on seeded random images; see deepsim_train.quantize) and its golden
+    ``features_int8_output.npy`` (onnxruntime's output on ``features_input.npy``)."""
+    import shutil
+
+    import onnxruntime as ort
+
+    from deepsim_train.quantize import INT8_FILE, quantize_features
+
+    src, folder = out / source, out / f"{source}_int8"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(src, folder)
+    rng = np.random.default_rng(seed)
+    crops = [rng.random((1, 1, 64, 64), dtype=np.float32) for _ in range(4)]
+    quantize_features(folder / "features.onnx", folder / INT8_FILE, crops, description=f"engine test fixture: 4 random 64² images, seed {seed}")
+    x = np.load(folder / "features_input.npy")
+    (y,) = ort.InferenceSession(str(folder / INT8_FILE), providers=["CPUExecutionProvider"]).run(["features"], {"image": x})
+    np.save(folder / "features_int8_output.npy", y.astype(np.float32))
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="tiny ONNX models + goldens for the engine tests")
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fp16-too", action="store_true", help="also write fp16-weight variants")
+    ap.add_argument("--int8-too", action="store_true", help="also write msaff_tiny_int8 (msaff_tiny + features.int8.onnx)")
+    ap.add_argument("--int8-only", action="store_true", help="only (re)write msaff_tiny_int8 from an existing msaff_tiny")
     a = ap.parse_args(argv)
-    make(a.out, seed=a.seed, fp16_too=a.fp16_too)
-    print(f"wrote {a.out}/manifest.json")
+    if not a.int8_only:
+        make(a.out, seed=a.seed, fp16_too=a.fp16_too)
+        print(f"wrote {a.out}/manifest.json")
+    if a.int8_too or a.int8_only:
+        print(f"wrote {make_int8(a.out, seed=a.seed)}")
     return 0
 
 

@@ -23,6 +23,7 @@ mod macros;
 mod cli;
 
 mod arrays;
+mod distributed;
 mod errors;
 
 use clap::Parser as _;
@@ -49,19 +50,19 @@ fn parse_match(argv: &[String]) -> anyhow::Result<(MatchArgs, bool, Option<usize
 fn in_pool<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
     match threads {
         None => Ok(f()),
-        Some(n) => {
-            if !(1..=1024).contains(&n) {
-                anyhow::bail!("threads={n}: give 1 to 1024 worker threads (default: all cores)");
-            }
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| {
-                    anyhow::anyhow!("threads={n}: cannot start that many worker threads: {e}")
-                })?;
-            Ok(pool.install(f))
-        }
+        Some(n) => Ok(pool(n)?.install(f)),
     }
+}
+
+/// A pool of `n` worker threads.
+fn pool(n: usize) -> anyhow::Result<rayon::ThreadPool> {
+    if !(1..=1024).contains(&n) {
+        anyhow::bail!("threads={n}: give 1 to 1024 worker threads (default: all cores)");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| anyhow::anyhow!("threads={n}: cannot start that many worker threads: {e}"))
 }
 
 /// A learned backend loaded once (`deepsim.Model`), shared by the runs that use it.
@@ -314,5 +315,7 @@ fn _deepsim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(match_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(cost_volume, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_class::<distributed::TileWorker>()?;
+    m.add_function(wrap_pyfunction!(distributed::run_tiled, m)?)?;
     Ok(())
 }

@@ -13,7 +13,9 @@ Disparity convention: left pixel ``(x, y)`` matches right pixel ``(x - d, y)``; 
 >>> result = deepsim.match(left, right, disp_min=0, disp_max=63, model=model)  # doctest: +SKIP
 
 The engine runs with the GIL released; errors are :class:`deepsim.errors.DeepsimError`
-subclasses carrying the engine's message.
+subclasses carrying the engine's message. Large pairs on a Dask cluster (the tiles of a tiled
+run matched by the workers, same result): :func:`deepsim.distributed.match_tiled` (imported on
+demand: ``import deepsim.distributed``; needs ``dask[distributed]``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Options that configure how a model is loaded and run: given to :class:`Model`, which keeps
 #: them; a run with ``model=Model(...)`` may not change them.
 MODEL_OPTIONS = frozenset(
-    {"head", "runtime", "device", "device_id", "trt_cache", "trt_fp16", "feature_tile", "feature_margin", "mlp_top_k", "mlp_onnx"}
+    {"head", "runtime", "device", "device_id", "trt_cache", "trt_fp16", "feature_tile", "feature_margin", "mlp_top_k", "mlp_onnx", "precision"}
 )
 
 #: Arguments of the CLI that name files, which the array functions take as arrays instead.
@@ -98,7 +100,7 @@ class Model:
 
     ``Model(path, head="cosine", runtime="tract")`` takes the CLI's ``--model`` and the model
     options (``head``, ``runtime``, ``device``, ``device_id``, ``trt_cache``, ``trt_fp16``,
-    ``feature_tile``, ``feature_margin``, ``mlp_top_k``, ``mlp_onnx``). Pass it as ``model=`` to
+    ``feature_tile``, ``feature_margin``, ``mlp_top_k``, ``mlp_onnx``, ``precision``). Pass it as ``model=`` to
     :func:`match` and :func:`cost_volume` to skip loading the networks on each call.
     """
 
@@ -188,6 +190,7 @@ def _array_call(
     options: dict,
 ) -> tuple[list, dict]:
     _refuse(options, _FILE_OPTIONS, "deepsim.match takes arrays; use deepsim.match_files for files")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     model_argv, loaded = _model_argv(model, options)
     argv = (
         _global_flags(quiet, threads)
@@ -287,6 +290,7 @@ def match_files(
     folder with its options (the files path has no in-memory model).
     """
     _refuse(options, frozenset({"left", "right", "out", "config"}), "give the files as left_path, right_path, out_dir")
+    _refuse(options, frozenset({"dask"}), "use deepsim.distributed.match_tiled(..., client=...) for a Dask cluster")
     if isinstance(model, Model):
         _refuse(options, MODEL_OPTIONS, "set when the deepsim.Model was loaded; give it to deepsim.Model(...)")
         model_argv = [f"--model={model.path}", *model._native.options]

@@ -66,9 +66,18 @@ def ncc_similarity(window: int = 7) -> TorchSimilarity:
 
 
 class OnnxSimilarity(Similarity):
-    """An exported bundle run by onnxruntime (``features.onnx`` [+ ``mlp.onnx``])."""
+    """An exported bundle run by onnxruntime (``features.onnx`` [+ ``mlp.onnx``]); ``features_file``
+    selects another feature extractor of the bundle (e.g. ``features.int8.onnx``)."""
 
-    def __init__(self, bundle: str | Path, *, use_mlp: bool = True, name: str | None = None, chunk: int = 65536):
+    def __init__(
+        self,
+        bundle: str | Path,
+        *,
+        use_mlp: bool = True,
+        name: str | None = None,
+        chunk: int = 65536,
+        features_file: str = "features.onnx",
+    ):
         import onnx
         import onnxruntime as ort
 
@@ -76,8 +85,8 @@ class OnnxSimilarity(Similarity):
         self.name = name or bundle.name
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        self.feat = ort.InferenceSession(str(bundle / "features.onnx"), so, providers=["CPUExecutionProvider"])
-        meta = {p.key: p.value for p in onnx.load(str(bundle / "features.onnx"), load_external_data=False).metadata_props}
+        self.feat = ort.InferenceSession(str(bundle / features_file), so, providers=["CPUExecutionProvider"])
+        meta = {p.key: p.value for p in onnx.load(str(bundle / features_file), load_external_data=False).metadata_props}
         self.pad_multiple = int(meta.get("deepsim.pad_multiple", "1"))
         mlp_path = bundle / "mlp.onnx"
         self.mlp = ort.InferenceSession(str(mlp_path), so, providers=["CPUExecutionProvider"]) if use_mlp and mlp_path.exists() else None
