@@ -287,7 +287,7 @@ fn read_runtime(r: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf) -> Result<RuntimeSp
 }
 
 fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<BackendChoice>) -> Result<Step> {
-    s.only(&["Zoom", "Census", "Ncc", "Model", "Plugin", "Sgm", "MicMac", "NoRegularizer", "DilateAlti", "DilatePlani"])?;
+    s.only(&["Zoom", "Census", "Ncc", "Model", "Plugin", "Sgm", "MicMac", "NoRegularizer", "DilateAlti", "DilatePlani", "UncertainFullRange"])?;
     let zoom_node = s.required("Zoom")?;
     let zoom: u32 = zoom_node.parse("a power of two (1, 2, 4, …)")?;
     if !zoom.is_power_of_two() {
@@ -327,6 +327,7 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
             BackendChoice::Model { dir: rel(sim.required("Dir")?.text()), head }
         }
     };
+    let census = matches!(choice, BackendChoice::Census { .. });
     let similarity = match backends.iter().position(|b| *b == choice) {
         Some(k) => k,
         None => {
@@ -338,15 +339,17 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
     if regularizers.len() > 1 {
         return Err(s.error("give at most one of <Sgm>, <MicMac>, <NoRegularizer>".into()));
     }
+    // The command line's defaults: census steps get the penalties chosen for census.
+    let (p1, p2) = if census { crate::sgm::CENSUS_PENALTIES } else { crate::sgm::DEFAULT_PENALTIES };
     let regularizer = match regularizers.first() {
-        None => Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.2, p2: 0.8, p2_adapt: None } }),
+        None => Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1, p2, p2_adapt: None } }),
         Some(g) if g.element.name == "Sgm" => {
             g.only(&["Directions", "P1", "P2", "P2Adapt"])?;
             let params = SgmParams {
                 directions: g.opt("Directions", "4, 8 or 16")?.unwrap_or(8),
                 penalty: Penalty::Classic {
-                    p1: g.opt("P1", "a number")?.unwrap_or(0.2),
-                    p2: g.opt("P2", "a number")?.unwrap_or(0.8),
+                    p1: g.opt("P1", "a number")?.unwrap_or(p1),
+                    p2: g.opt("P2", "a number")?.unwrap_or(p2),
                     p2_adapt: g.opt("P2Adapt", "a number")?,
                 },
             };
@@ -378,6 +381,7 @@ fn read_step(s: &Node<'_>, rel: &dyn Fn(&str) -> PathBuf, backends: &mut Vec<Bac
         propagation: Propagation {
             dilate_alti_px: s.opt("DilateAlti", "a number of pixels")?.unwrap_or(4),
             dilate_plani_px: s.opt("DilatePlani", "a number of pixels")?.unwrap_or(2),
+            uncertain_full_range: s.opt("UncertainFullRange", "true or false")?.unwrap_or(true),
         },
     })
 }

@@ -78,6 +78,12 @@ pub fn level_range(d_min: i32, d_max: i32, level: u32) -> (i32, i32) {
     (d_min.div_euclid(s), -(-d_max).div_euclid(s))
 }
 
+/// A coarse disparity that is not to be trusted (its match failed the step's left-right check):
+/// the finer level searches the whole range around it ([`Propagation::uncertain_full_range`]).
+/// It travels in the coarse disparity grid itself, so that every reader of that grid (the
+/// workers of a distributed run included) sees it.
+pub const UNCERTAIN_DISPARITY: i32 = i32::MIN;
+
 /// How intervals are widened when moving to a finer level.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Propagation {
@@ -85,6 +91,11 @@ pub struct Propagation {
     pub dilate_alti_px: i32,
     /// Radius of the min/max filter over neighbouring pixels (MicMac's Px1DilatPlani).
     pub dilate_plani_px: usize,
+    /// Search the whole range around the coarser pixels whose match failed the coarser step's
+    /// left-right check (an occlusion, or a surface that level could not match: a thin or tall
+    /// building lost at low resolution), instead of trusting their disparity. The min/max
+    /// filter then spreads the whole range over `dilate_plani_px` around them.
+    pub uncertain_full_range: bool,
 }
 
 /// Intervals of a `width × height` level from a coarser level's disparity (`factor` = 1, 2, 4 …
@@ -108,6 +119,7 @@ pub fn propagate(
 #[derive(Debug, Clone, Copy)]
 pub struct CoarseWindow<'a> {
     /// Disparities of the coarse pixels `x0 ..` × `y0 ..`.
+    /// ([`UNCERTAIN_DISPARITY`] where the coarser step's left-right check failed).
     pub values: ArrayView2<'a, i32>,
     /// First coarse column held.
     pub x0: usize,
@@ -159,9 +171,9 @@ pub fn propagated_bounds(
     region: Region,
 ) -> (Vec<i32>, Vec<i32>) {
     let (hc, wc) = (coarse.height, coarse.width);
-    let centre = |x: usize, y: usize| {
-        factor as i32 * coarse.values[((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0)]
-    };
+    let at = |x: usize, y: usize| ((y / factor).min(hc - 1) - coarse.y0, (x / factor).min(wc - 1) - coarse.x0);
+    let centre = |x: usize, y: usize| factor as i32 * coarse.values[at(x, y)];
+    let uncertain = |x: usize, y: usize| coarse.values[at(x, y)] == UNCERTAIN_DISPARITY;
     let alti = propagation.dilate_alti_px;
     let r = propagation.dilate_plani_px;
     let around = region.grow(r, width, height);
@@ -170,7 +182,12 @@ pub fn propagated_bounds(
     let mut hi = vec![0i32; aw * ah];
     for y in 0..ah {
         for x in 0..aw {
-            let c = centre(around.x0 + x, around.y0 + y);
+            let (xl, yl) = (around.x0 + x, around.y0 + y);
+            if uncertain(xl, yl) {
+                (lo[y * aw + x], hi[y * aw + x]) = range;
+                continue;
+            }
+            let c = centre(xl, yl);
             lo[y * aw + x] = c - alti;
             hi[y * aw + x] = c + alti;
         }
@@ -233,4 +250,50 @@ fn separable_filter(v: &[i32], w: usize, h: usize, r: usize, f: fn(i32, i32) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncertain_coarse_pixels_search_the_whole_range_around_them() {
+        let mut coarse = Array2::from_elem((8, 8), 10i32);
+        coarse[(3, 3)] = UNCERTAIN_DISPARITY;
+        let propagation = Propagation {
+            dilate_alti_px: 2,
+            dilate_plani_px: 1,
+            uncertain_full_range: true,
+        };
+        let window = CoarseWindow::whole(&coarse);
+        let (w, h, range) = (16, 16, (0, 63));
+        let (lo, hi) = propagated_bounds(&window, w, h, propagation, range, 2, Region::full(w, h));
+        // Fine pixels (6..8, 6..8) lie in the uncertain coarse pixel, the filter spreads it by 1.
+        for y in 0..h {
+            for x in 0..w {
+                let near = (5..=8).contains(&x) && (5..=8).contains(&y);
+                let (l, u) = (lo[y * w + x], hi[y * w + x]);
+                if near {
+                    assert_eq!((l, u), range, "({x}, {y}) is next to the uncertain pixel");
+                } else {
+                    assert!(
+                        l <= 18 && u >= 22 && u - l < 20,
+                        "({x}, {y}): {l}..{u} around 2 × 10"
+                    );
+                }
+            }
+        }
+        // Without uncertainty the same call gives the narrow interval everywhere.
+        coarse[(3, 3)] = 10;
+        let (lo, hi) = propagated_bounds(
+            &CoarseWindow::whole(&coarse),
+            w,
+            h,
+            propagation,
+            range,
+            2,
+            Region::full(w, h),
+        );
+        assert!(lo.iter().zip(&hi).all(|(l, u)| u - l < 20));
+    }
 }

@@ -197,6 +197,11 @@ pub struct MatchArgs {
     /// Radius of the min/max filter of the intervals (MicMac's Px1DilatPlani).
     #[arg(long, default_value_t = 2)]
     pub dilate_plani: usize,
+    /// Trust every coarser disparity: without it, the pixels around a coarser match that fails
+    /// that step's left-right check search the whole range (a building lost at low resolution
+    /// is found again).
+    #[arg(long)]
+    pub no_uncertain_full_range: bool,
     /// Regulariser.
     #[arg(long, value_enum, default_value_t = Regularizer::Sgm)]
     pub regularizer: Regularizer,
@@ -213,12 +218,14 @@ pub struct MatchArgs {
     /// MicMac regulariser: cost of entering or leaving the occlusion label (CostTrans).
     #[arg(long, default_value_t = 1.0)]
     pub cost_trans: f32,
-    /// SGM penalty of a 1-px disparity change (in units of the worst matching cost).
-    #[arg(long, default_value_t = 0.2)]
-    pub p1: f32,
-    /// SGM penalty of a larger disparity change.
-    #[arg(long, default_value_t = 0.8)]
-    pub p2: f32,
+    /// SGM penalty of a 1-px disparity change (in units of the worst matching cost); default
+    /// 0.5 with census alone (chosen on synthetic validation scenes: README, "Census + SGM
+    /// defaults"), 0.2 otherwise.
+    #[arg(long)]
+    pub p1: Option<f32>,
+    /// SGM penalty of a larger disparity change; default 1.6 with census alone, 0.8 otherwise.
+    #[arg(long)]
+    pub p2: Option<f32>,
     /// Lower P2 across image edges: P2 · τ / (τ + |ΔI|), τ in grey units of [0, 1] (e.g. 0.1).
     #[arg(long)]
     pub p2_adapt: Option<f32>,

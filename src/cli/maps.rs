@@ -70,7 +70,7 @@ pub fn product_files() -> Vec<(String, Content)> {
     PRODUCT_FILES
         .iter()
         .enumerate()
-        .map(|(i, name)| (name.to_string(), if i < 5 { Content::Product(i) } else { Content::Validity }))
+        .map(|(i, name)| (name.to_string(), if i + 1 < PRODUCT_FILES.len() { Content::Product(i) } else { Content::Validity }))
         .collect()
 }
 

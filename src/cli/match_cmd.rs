@@ -329,6 +329,17 @@ fn job_from_file<'a>(path: &Path, args: &MatchArgs, quiet: bool) -> anyhow::Resu
     })
 }
 
+/// Default SGM penalties (P1, P2): census alone gets the values of the sensitivity table on
+/// synthetic aerial validation scenes (README, "Census + SGM defaults"); the other
+/// similarities (NCC, learned, plugins) keep 0.2 / 0.8, with which they were measured.
+pub(crate) fn default_penalties(args: &MatchArgs) -> (f32, f32) {
+    if args.model.is_none() && args.plugin.is_none() && args.similarity == SimilarityKind::Census {
+        deepsim::sgm::CENSUS_PENALTIES
+    } else {
+        deepsim::sgm::DEFAULT_PENALTIES
+    }
+}
+
 /// Default share of the learned cost on the learned levels (`--learned-weight`).
 const DEFAULT_LEARNED_WEIGHT: f32 = 0.5;
 
@@ -564,6 +575,7 @@ fn confidence_report() -> serde_json::Value {
         "risk_max_px": "mean over eta of the width of the candidates within eta (= disparity_max - disparity_min)",
         "risk_min_px": "mean over eta of the candidates missing inside that width",
         "disparity_min_max_px": "mean over eta of the lowest / highest disparity within eta of the best cost",
+        "search_min_max_px": "the interval the last step searched (inherited from the coarser steps; the whole range at a single step)",
         "validity_bits": bits,
     })
 }
@@ -607,7 +619,10 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
     let regularizer = match args.regularizer {
         Regularizer::Sgm => pipeline::Regularizer::Sgm(SgmParams {
             directions: args.directions,
-            penalty: Penalty::Classic { p1: args.p1, p2: args.p2, p2_adapt: args.p2_adapt },
+            penalty: {
+                let (p1, p2) = default_penalties(args);
+                Penalty::Classic { p1: args.p1.unwrap_or(p1), p2: args.p2.unwrap_or(p2), p2_adapt: args.p2_adapt }
+            },
         }),
         Regularizer::Micmac => pipeline::Regularizer::Micmac(LineParams {
             orientations: args.nb_dir,
@@ -617,7 +632,11 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
         }),
         Regularizer::None => pipeline::Regularizer::None,
     };
-    let propagation = Propagation { dilate_alti_px: args.dilate_alti, dilate_plani_px: args.dilate_plani };
+    let propagation = Propagation {
+        dilate_alti_px: args.dilate_alti,
+        dilate_plani_px: args.dilate_plani,
+        uncertain_full_range: !args.no_uncertain_full_range,
+    };
     let steps = pyramid_steps(levels, regularizer, propagation, |level| usize::from(learned && level < args.learned_levels));
     Ok(MatchConfig {
         disp_min,

@@ -9,13 +9,19 @@ use ndarray::Array2;
 use ndarray::parallel::prelude::*;
 
 /// Marks as invalid (NaN in `disparity`) every pixel whose integer disparity `d` disagrees by
-/// more than `tolerance_px` with the right disparity at `x − d`. Returns the number invalidated.
+/// more than `tolerance_px` with the right disparity at `x − d`, unless its own aggregated cost
+/// is within `margin` of the cost that right disparity won with: the right view then does not
+/// clearly prefer another match (low texture, where neighbouring pixels' winners scatter by a
+/// pixel or two and their costs barely differ), and the pixel is kept. A margin of one 1-px
+/// step penalty (SGM's P1) keeps those and still rejects occlusions and mismatches, which
+/// another pixel claims with a clearly lower cost. Returns the number invalidated.
 pub fn left_right_check(
     intervals: &Intervals,
     aggregated: &[u16],
     winner: &Array2<i32>,
     right_width: usize,
     tolerance_px: f32,
+    margin: u16,
     disparity: &mut Array2<f32>,
 ) -> usize {
     let w = intervals.width();
@@ -32,8 +38,11 @@ pub fn left_right_check(
             for x in 0..w {
                 let d = winner[(y, x)];
                 let xr = x as i64 - d as i64;
-                let consistent = (0..right_width as i64).contains(&xr)
-                    && ((best_right[xr as usize] - d).abs() as f32) <= tolerance_px;
+                let consistent = (0..right_width as i64).contains(&xr) && {
+                    let (d_right, cost_right) = best_right[xr as usize];
+                    let own = aggregated[intervals.entries(x, y)][(d - intervals.d_min(x, y)) as usize];
+                    ((d_right - d).abs() as f32) <= tolerance_px || own as u32 <= cost_right as u32 + margin as u32
+                };
                 if !consistent && row[x].is_finite() {
                     row[x] = f32::NAN;
                     rejected += 1;
@@ -46,17 +55,17 @@ pub fn left_right_check(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-fn best_right_avx2(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<i32> {
+fn best_right_avx2(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<(i32, u16)> {
     best_right_row(intervals, aggregated, y, right_width)
 }
 
 /// For each right pixel of row `y`, the disparity of its lowest aggregated cost (the smallest
-/// disparity among equals; 0 where no left pixel sees it below `u16::MAX`). Each right pixel
+/// disparity among equals; 0 where no left pixel sees it below `u16::MAX`) and that cost. Each right pixel
 /// keeps the minimum of `cost · 2^32 + (d − i32::MIN)`: the lowest cost, then the smallest
 /// disparity, in one `min` without branches. Pixel `x`'s candidates walk the right row
 /// backwards, so they are zipped with a reversed slice of these keys.
 #[inline(always)]
-fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<i32> {
+fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_width: usize) -> Vec<(i32, u16)> {
     const NONE: i64 = (u16::MAX as i64) << 32;
     let mut best = vec![NONE; right_width];
     for x in 0..intervals.width() {
@@ -74,7 +83,9 @@ fn best_right_row(intervals: &Intervals, aggregated: &[u16], y: usize, right_wid
             *b = (*b).min((s as i64) << 32 | d);
         }
     }
-    best.iter().map(|&b| if b >= NONE { 0 } else { ((b & 0xffff_ffff) + i32::MIN as i64) as i32 }).collect()
+    best.iter()
+        .map(|&b| if b >= NONE { (0, u16::MAX) } else { (((b & 0xffff_ffff) + i32::MIN as i64) as i32, (b >> 32) as u16) })
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,7 +118,30 @@ mod tests {
                 }
             }
             let expected: Vec<i32> = expected.iter().map(|e| e.1).collect();
-            assert_eq!(best_right_row(&iv, &aggregated, y, right_width), expected, "row {y}");
+            let got: Vec<i32> = best_right_row(&iv, &aggregated, y, right_width).iter().map(|b| b.0).collect();
+            assert_eq!(got, expected, "row {y}");
         }
+    }
+
+    #[test]
+    fn a_pixel_the_right_view_prefers_only_within_the_margin_is_kept() {
+        use super::left_right_check;
+        use ndarray::Array2;
+        // One row, 4 pixels, disparities 0..=3, right image 4 px wide. Pixel 3 wins d = 3
+        // (right pixel 0); pixel 0 wins d = 0 (right pixel 0) with a cost 10 higher: the right
+        // view prefers pixel 3 (d = 3), 3 px away from pixel 0's disparity.
+        let iv = Intervals::from_bounds(4, 1, &[0; 4], &[3; 4]).unwrap();
+        let mut aggregated = vec![500u16; iv.total()];
+        aggregated[iv.entries(0, 0).start] = 110; // pixel 0, d = 0
+        aggregated[iv.entries(3, 0).start + 3] = 100; // pixel 3, d = 3
+        let winner = Array2::from_shape_vec((1, 4), vec![0, 0, 0, 3]).unwrap();
+        let run = |margin| {
+            let mut marks = Array2::<f32>::zeros((1, 4));
+            left_right_check(&iv, &aggregated, &winner, 4, 1.0, margin, &mut marks);
+            marks[(0, 0)].is_finite()
+        };
+        assert!(!run(0), "without a margin the right view's preference rejects pixel 0");
+        assert!(!run(9), "a margin below the cost difference still rejects it");
+        assert!(run(10), "within the margin the pixel is kept");
     }
 }

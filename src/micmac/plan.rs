@@ -130,7 +130,12 @@ impl MicmacPlan {
                 level: s.dezoom.trailing_zeros(),
                 similarity,
                 regularizer,
-                propagation: Propagation { dilate_alti_px: s.dilat_alti, dilate_plani_px: s.dilat_plani },
+                propagation: Propagation {
+                    dilate_alti_px: s.dilat_alti,
+                    dilate_plani_px: s.dilat_plani,
+                    // MicMac's propagation: the interval around the coarser disparity only.
+                    uncertain_full_range: false,
+                },
             });
             numbers.push(number);
             dezooms.push(s.dezoom);

@@ -16,7 +16,7 @@ use super::report::{MatchOutput, RunSummary, StageTimes, StepOutput, StepReport}
 use super::{memory, post};
 use crate::error::Result;
 use crate::grid::{Grid, Sample, Storage};
-use crate::pyramid::level_range;
+use crate::pyramid::{level_range, UNCERTAIN_DISPARITY};
 use crate::sgm::lines::LineParams;
 use crate::similarity::Similarity;
 use crate::tiles::Region;
@@ -214,7 +214,7 @@ pub(super) fn step_context<'a>(
         search,
         backend: backends[step.similarity],
         regularizer: &step.regularizer,
-        lr_check_px: if last { config.lr_check_px } else { None },
+        lr_check_px: if last { config.lr_check_px } else { check_for_next(config, index).then_some(COARSE_LR_TOLERANCE_PX) },
         level: step.level,
         products: last && products,
     }
@@ -224,7 +224,33 @@ pub(super) fn step_context<'a>(
 pub(super) fn step_keep(config: &MatchConfig, index: usize, products: bool, regularizer: &Regularizer) -> Keep {
     let last = index == config.steps.len() - 1;
     let with_mask = matches!(regularizer, Regularizer::Micmac(LineParams { mask: Some(_), .. }));
-    Keep { confidence: last || config.keep_steps, masked: with_mask && (last || config.keep_steps), last, products: last && products }
+    Keep {
+        confidence: last || config.keep_steps,
+        masked: with_mask && (last || config.keep_steps),
+        last,
+        rejected: last || check_for_next(config, index),
+        products: last && products,
+    }
+}
+
+/// Whether step `index` runs a left-right check for the next step, which searches the whole
+/// range around its rejections ([`crate::pyramid::Propagation::uncertain_full_range`]).
+fn check_for_next(config: &MatchConfig, index: usize) -> bool {
+    config.steps.get(index + 1).is_some_and(|next| next.propagation.uncertain_full_range)
+}
+
+/// Writes [`UNCERTAIN_DISPARITY`] into `disparity` where `rejected`: the next step (here or on
+/// the workers of a distributed run, which get this grid) searches the whole range there.
+fn mark_uncertain(disparity: &mut Grid<'static, i32>, rejected: &Grid<'static, bool>) -> Result<()> {
+    let (w, h) = (disparity.width(), disparity.height());
+    for y0 in (0..h).step_by(256) {
+        let rows = Region { x0: 0, y0, x1: w, y1: (y0 + 256).min(h) };
+        let mut values = disparity.read(rows)?.into_owned();
+        let flags = rejected.read(rows)?;
+        ndarray::Zip::from(&mut values).and(&flags).for_each(|d, &r| if r { *d = UNCERTAIN_DISPARITY });
+        disparity.write(0, y0, values.view())?;
+    }
+    Ok(())
 }
 
 /// [`run_streamed`] with the rows per band given by `bands(width, bytes per pixel)`, each
@@ -295,7 +321,8 @@ fn run_in_bands(
             tiles,
         });
         if !last {
-            let disparity = if config.keep_steps {
+            let rejected = result.rejected.take();
+            let mut disparity = if config.keep_steps {
                 let maps = result.maps(level, storage)?;
                 let copy = copy_grid(&maps.disparity, storage)?;
                 kept.push(maps);
@@ -303,6 +330,9 @@ fn run_in_bands(
             } else {
                 result.disparity
             };
+            if let Some(rejected) = rejected {
+                mark_uncertain(&mut disparity, &rejected)?;
+            }
             previous = Some((disparity, level));
             continue;
         }
@@ -329,6 +359,10 @@ fn run_in_bands(
     }
     unreachable!("validate() guarantees at least one step")
 }
+
+/// Tolerance (px at the coarser level) of the left-right check that marks where the next step
+/// searches the whole range ([`crate::pyramid::Propagation::uncertain_full_range`]).
+const COARSE_LR_TOLERANCE_PX: f32 = 1.0;
 
 /// A copy of `grid` in `storage`, band by band.
 fn copy_grid<T: Sample>(grid: &Grid<'_, T>, storage: &Storage) -> Result<Grid<'static, T>> {
@@ -367,7 +401,7 @@ mod tests {
     }
 
     fn config(regularizer: Regularizer) -> MatchConfig {
-        let propagation = Propagation { dilate_alti_px: 2, dilate_plani_px: 1 };
+        let propagation = Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true };
         MatchConfig {
             disp_min: 0,
             disp_max: 15,
@@ -375,7 +409,8 @@ mod tests {
             subpixel: true,
             lr_check_px: Some(1.0),
             median: true,
-            min_region_px: 6,
+            // Regions are found before the left-right check: 40 px catches the occlusion slivers.
+            min_region_px: 40,
             fill: Fill::Background,
             keep_steps: true,
             tiles: Some(TileParams { size_px: 40, overlap_px: 8 }),
@@ -431,7 +466,7 @@ mod tests {
         let mut cfg = config(sgm());
         cfg.disp_max = 127;
         cfg.tiles = None;
-        cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1 }, |_| 0);
+        cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true }, |_| 0);
         let free = run(&pair, &cfg, &[&census], &NoProgress).unwrap();
         assert_eq!(free.reports[0].tiles, 1);
         // 300 × 260 × 128 candidates × 6 B ≈ 60 MB: a 128 MB budget gives a tile 32 MB.

@@ -203,6 +203,8 @@ pub(super) struct Keep {
     pub(super) masked: bool,
     /// The last step: sub-pixel disparity and left-right rejections too.
     pub(super) last: bool,
+    /// Left-right rejections (the last step, or a step whose next one widens around them).
+    pub(super) rejected: bool,
     /// The confidence products (`products`).
     pub(super) products: bool,
 }
@@ -232,7 +234,7 @@ impl StepGrids {
             subpixel: optional(keep.last, w, h, storage)?,
             confidence: optional(keep.confidence, w, h, storage)?,
             masked: optional(keep.masked, w, h, storage)?,
-            rejected: optional(keep.last, w, h, storage)?,
+            rejected: optional(keep.rejected, w, h, storage)?,
             products: keep.products.then(|| ProductGrids::new(w, h, storage)).transpose()?,
             entries: 0,
             span: (i32::MAX, i32::MIN),

@@ -27,13 +27,13 @@ const BYTES_PER_TILE_PX: u64 = 96;
 pub(super) const REDUCE_BYTES_PER_PX: usize = 40;
 /// Per pixel of a band of the final filters.
 pub(super) const POST_BYTES_PER_PX: usize = 64;
-/// More of it with the confidence products (six maps read, two copies of the band, flags).
-pub(super) const POST_PRODUCTS_BYTES_PER_PX: usize = 40;
-/// Per tile pixel, the confidence products (six maps and the per-pixel measures).
-const PRODUCTS_BYTES_PER_TILE_PX: u64 = 56;
+/// More of it with the confidence products (eight maps read, two copies of the band, flags).
+pub(super) const POST_PRODUCTS_BYTES_PER_PX: usize = 48;
+/// Per tile pixel, the confidence products (eight maps and the per-pixel measures).
+const PRODUCTS_BYTES_PER_TILE_PX: u64 = 64;
 /// Per level-0 pixel of a run with its whole-level rasters in memory, the confidence products'
-/// six maps.
-const PRODUCTS_WHOLE_BYTES_PER_PX: u64 = 22;
+/// eight maps.
+const PRODUCTS_WHOLE_BYTES_PER_PX: u64 = 30;
 /// Per level-0 pixel of a run with its whole-level rasters in memory (pyramid of both images
 /// and masks, the last step's maps, the result and its reading buffers).
 const WHOLE_BYTES_PER_PX: u64 = 48;

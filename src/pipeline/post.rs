@@ -54,17 +54,22 @@ pub(super) fn finish(
         if let Some(rejected) = &rejected {
             stats.lr_rejected += Zip::from(rejected.slice(core)).and(valid.slice(core)).fold(0, |n, &r, &ok| n + usize::from(r && ok));
         }
+        // Small regions are those of the matched surface, before the left-right check: its
+        // rejections (scattered in low texture) would cut a large correct region into pieces
+        // that each look small.
         Zip::indexed(&mut disparity).for_each(|(y, x), d| {
-            let invalid = !valid[(y, x)]
-                || rejected.as_ref().is_some_and(|r| r[(y, x)])
-                || masked.as_ref().is_some_and(|m| m[(y, x)]);
-            if invalid {
+            if !valid[(y, x)] || masked.as_ref().is_some_and(|m| m[(y, x)]) {
                 *d = f32::NAN;
             }
         });
+        let mut regions = disparity.clone();
+        remove_small_regions(&mut regions, config.min_region_px, 1.0);
+        if let Some(rejected) = &rejected {
+            Zip::from(&mut disparity).and(rejected).for_each(|d, &r| if r { *d = f32::NAN });
+        }
         let before = with_value(disparity.slice(core));
         let before_regions = result.products.is_some().then(|| disparity.slice(core).to_owned());
-        remove_small_regions(&mut disparity, config.min_region_px, 1.0);
+        Zip::from(&mut disparity).and(&regions).for_each(|d, r| if !r.is_finite() { *d = f32::NAN });
         stats.small_regions_removed += before - with_value(disparity.slice(core));
         if config.median {
             disparity = median3(&disparity);

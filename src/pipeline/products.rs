@@ -83,39 +83,53 @@ pub struct Products {
     pub disparity_min: Array2<f32>,
     /// Upper bound of the disparity interval, likewise.
     pub disparity_max: Array2<f32>,
+    /// Smallest disparity the last step searched (px, full resolution): the bound of the
+    /// interval inherited from the coarser steps (the whole range's at a single step).
+    pub search_min: Array2<f32>,
+    /// Largest disparity the last step searched.
+    pub search_max: Array2<f32>,
     /// [`validity`] bits.
     pub validity: Array2<u16>,
 }
 
 /// File names of the products in a run's output folder, in the order of [`Products::maps`].
-pub const PRODUCT_FILES: [&str; 6] = [
+pub const PRODUCT_FILES: [&str; 8] = [
     "ambiguity.tif",
     "risk_min.tif",
     "risk_max.tif",
     "disparity_min.tif",
     "disparity_max.tif",
+    "search_min.tif",
+    "search_max.tif",
     "validity.tif",
 ];
 
+/// Number of float maps among the products (all but `validity.tif`).
+pub const FLOAT_MAPS: usize = PRODUCT_FILES.len() - 1;
+
 impl Products {
-    /// The five float maps, in the order of [`PRODUCT_FILES`] (validity comes last there).
-    pub fn maps(&self) -> [&Array2<f32>; 5] {
+    /// The float maps, in the order of [`PRODUCT_FILES`] (validity comes last there).
+    pub fn maps(&self) -> [&Array2<f32>; FLOAT_MAPS] {
         [
             &self.ambiguity,
             &self.risk_min,
             &self.risk_max,
             &self.disparity_min,
             &self.disparity_max,
+            &self.search_min,
+            &self.search_max,
         ]
     }
 
-    fn maps_mut(&mut self) -> [&mut Array2<f32>; 5] {
+    fn maps_mut(&mut self) -> [&mut Array2<f32>; FLOAT_MAPS] {
         [
             &mut self.ambiguity,
             &mut self.risk_min,
             &mut self.risk_max,
             &mut self.disparity_min,
             &mut self.disparity_max,
+            &mut self.search_min,
+            &mut self.search_max,
         ]
     }
 
@@ -127,7 +141,9 @@ impl Products {
             risk_min: nan.clone(),
             risk_max: nan.clone(),
             disparity_min: nan.clone(),
-            disparity_max: nan,
+            disparity_max: nan.clone(),
+            search_min: nan.clone(),
+            search_max: nan,
             validity: Array2::zeros(dim),
         }
     }
@@ -196,6 +212,9 @@ pub(super) fn tile_products(volume: &CostVolume, winner: &Winner, frame: &TileFr
             products.risk_max[at] = m.risk_max;
             products.disparity_min[at] = m.disparity_min;
             products.disparity_max[at] = m.disparity_max;
+            let first = intervals.d_min(at.1, at.0) + frame.shift;
+            products.search_min[at] = first as f32;
+            products.search_max[at] = (first + intervals.len(at.1, at.0) as i32 - 1) as f32;
         }
     }
     products
@@ -236,7 +255,7 @@ fn pixel_bits(
 
 /// The products over a whole level, assembled from the tiles' cores.
 pub(super) struct ProductGrids {
-    maps: [Grid<'static, f32>; 5],
+    maps: [Grid<'static, f32>; FLOAT_MAPS],
     validity: Grid<'static, u16>,
 }
 
@@ -244,7 +263,7 @@ impl ProductGrids {
     pub(super) fn new(w: usize, h: usize, storage: &Storage) -> Result<Self> {
         let grid = || Grid::new(w, h, storage);
         Ok(ProductGrids {
-            maps: [grid()?, grid()?, grid()?, grid()?, grid()?],
+            maps: [grid()?, grid()?, grid()?, grid()?, grid()?, grid()?, grid()?],
             validity: Grid::new(w, h, storage)?,
         })
     }
@@ -266,7 +285,7 @@ impl ProductGrids {
 
     /// The products of `region`.
     pub(super) fn read(&self, region: Region) -> Result<Products> {
-        let [a, rmin, rmax, dmin, dmax] = &self.maps;
+        let [a, rmin, rmax, dmin, dmax, smin, smax] = &self.maps;
         let read = |g: &Grid<'static, f32>| g.read(region).map(|v| v.into_owned());
         Ok(Products {
             ambiguity: read(a)?,
@@ -274,6 +293,8 @@ impl ProductGrids {
             risk_max: read(rmax)?,
             disparity_min: read(dmin)?,
             disparity_max: read(dmax)?,
+            search_min: read(smin)?,
+            search_max: read(smax)?,
             validity: self.validity.read(region)?.into_owned(),
         })
     }

@@ -806,6 +806,7 @@ mod tests {
         let propagation = Propagation {
             dilate_alti_px: 2,
             dilate_plani_px: 1,
+            uncertain_full_range: true,
         };
         let micmac = Regularizer::Micmac(LineParams {
             orientations: 5,

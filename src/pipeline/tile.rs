@@ -6,11 +6,11 @@ use super::level::{TileBounds, TileContext, TileResult};
 use super::products::{tile_products, TileFrame};
 use super::progress::Progress;
 use super::report::StageTimes;
-use crate::cost::{fill_volume, mask_costs, CostVolume, Intervals};
+use crate::cost::{cost_from_unit, fill_volume, mask_costs, CostVolume, Intervals};
 use crate::disparity::{flat_costs, left_right_check, winner_take_all};
 use crate::error::Result;
 use crate::grid::{Grid, Sample};
-use crate::sgm::aggregate;
+use crate::sgm::{aggregate, Penalty, SgmParams};
 use crate::sgm::lines::aggregate_lines;
 use crate::similarity::LevelPair;
 use crate::tiles::Region;
@@ -97,8 +97,13 @@ pub(super) fn match_tile(
     let mut rejected = Array2::from_elem(left.dim(), false);
     if let Some(tolerance) = context.lr_check_px {
         let mut marks = Array2::<f32>::zeros(left.dim());
-        left_right_check(&volume.intervals, &aggregated, &winner.disparity, right.ncols(), tolerance, &mut marks);
-        ndarray::Zip::from(&mut rejected).and(&marks).for_each(|r, m| *r = m.is_nan());
+        let margin = match context.regularizer {
+            Regularizer::Sgm(SgmParams { penalty: Penalty::Classic { p1, .. }, .. }) => cost_from_unit(*p1),
+            _ => 0,
+        };
+        left_right_check(&volume.intervals, &aggregated, &winner.disparity, right.ncols(), tolerance, margin, &mut marks);
+        // Invalid left pixels have no match to check (their flag comes from the mask).
+        ndarray::Zip::from(&mut rejected).and(&marks).and(left_valid.as_ref()).for_each(|r, m, &ok| *r = ok && m.is_nan());
     }
     times.post += t.elapsed().as_secs_f64();
 

@@ -62,6 +62,14 @@ pub enum Penalty {
     },
 }
 
+/// The default (P1, P2) of classical SGM with census alone (the command line's and
+/// `<DeepsimMatch>` files'), chosen by a sensitivity table on synthetic aerial validation scenes
+/// (docs/classical-aerial.md); the other similarities keep [`DEFAULT_PENALTIES`].
+pub const CENSUS_PENALTIES: (f32, f32) = (0.5, 1.6);
+
+/// The default (P1, P2) of classical SGM with NCC, learned and plugin similarities.
+pub const DEFAULT_PENALTIES: (f32, f32) = (0.2, 0.8);
+
 /// Regulariser settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SgmParams {

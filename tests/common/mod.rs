@@ -120,7 +120,7 @@ pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::M
     use deepsim::pyramid::Propagation;
     use deepsim::sgm::{Penalty, SgmParams};
     let sgm = Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1: 0.2, p2: 0.8, p2_adapt: None } });
-    let propagation = Propagation { dilate_alti_px: 4, dilate_plani_px: 2 };
+    let propagation = Propagation { dilate_alti_px: 4, dilate_plani_px: 2, uncertain_full_range: true };
     MatchConfig {
         disp_min,
         disp_max,

@@ -6,9 +6,10 @@ use crate::common::{config, planar_scene};
 use deepsim::io::{ReadOptions, map_to_unit, read_image, read_npy_array};
 use deepsim::model::ModelBundle;
 use deepsim::pipeline::{
-    MatchOutput, NoProgress, Pair, Products, auto_levels, run_with_products, validity,
+    MatchOutput, NoProgress, Pair, Products, Regularizer, auto_levels, run_with_products, validity,
 };
 use deepsim::runtime::Tract;
+use deepsim::sgm::{Penalty, SgmParams};
 use deepsim::similarity::{Census, Learned, Ncc, Similarity, Tiling};
 use deepsim::tiles::TileParams;
 use ndarray::{Array2, s};
@@ -99,6 +100,12 @@ fn halves(out: &MatchOutput, t: &Truth, score: &Array2<f32>) -> (f64, f64) {
 fn check_halves(t: &Truth, backend: &dyn Similarity, by_ambiguity: bool) {
     let (h, w) = t.pair.left.dim();
     let mut cfg = config(0, 63, auto_levels(w, h, 0, 63));
+    if backend.name().starts_with("census") {
+        // Census alone runs with its own default penalties (those of the command line).
+        let (p1, p2) = deepsim::sgm::CENSUS_PENALTIES;
+        let sgm = Regularizer::Sgm(SgmParams { directions: 8, penalty: Penalty::Classic { p1, p2, p2_adapt: None } });
+        cfg.steps.iter_mut().for_each(|s| s.regularizer = sgm);
+    }
     cfg.tiles = Some(TileParams {
         size_px: 2048,
         overlap_px: 64,

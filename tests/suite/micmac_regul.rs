@@ -185,7 +185,7 @@ fn the_micmac_regulariser_recovers_a_planar_scene_and_marks_its_occlusion() {
         mask: Some(MaskLabel { cost: 0.35, transition: 0.5 }),
     });
     let mut config = crate::common::config(0, 40, 2);
-    config.steps = pyramid_steps(2, regularizer, Propagation { dilate_alti_px: 4, dilate_plani_px: 2 }, |_| 0);
+    config.steps = pyramid_steps(2, regularizer, Propagation { dilate_alti_px: 4, dilate_plani_px: 2, uncertain_full_range: true }, |_| 0);
     config.lr_check_px = None;
     config.keep_steps = true;
     let out = run(&scene.pair, &config, &[&census as &dyn Similarity], &NoProgress).unwrap();

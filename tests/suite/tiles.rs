@@ -34,7 +34,7 @@ fn bounds_of_a_region_equal_the_whole_level_bounds_there() {
     let mut rng = Rng::new(4);
     let (wc, hc) = (20, 15);
     let coarse = Array2::from_shape_fn((hc, wc), |_| rng.range(-6, 9) as i32);
-    let propagation = Propagation { dilate_alti_px: 3, dilate_plani_px: 2 };
+    let propagation = Propagation { dilate_alti_px: 3, dilate_plani_px: 2, uncertain_full_range: true };
     let (w, h) = (2 * wc - 1, 2 * hc);
     let whole = propagate(&coarse, w, h, propagation, (-20, 20), 2).unwrap();
     for region in [Region { x0: 0, y0: 0, x1: w, y1: h }, Region { x0: 5, y0: 3, x1: 17, y1: 29 }, Region { x0: 30, y0: 0, x1: w, y1: 1 }] {
@@ -69,7 +69,7 @@ fn tiled_runs_agree_with_untiled_runs() {
     for (name, regularizer) in [("sgm", None), ("micmac", Some(micmac))] {
         let mut untiled = config(0, 40, 2);
         if let Some(r) = regularizer {
-            untiled.steps = pyramid_steps(2, r, Propagation { dilate_alti_px: 4, dilate_plani_px: 2 }, |_| 0);
+            untiled.steps = pyramid_steps(2, r, Propagation { dilate_alti_px: 4, dilate_plani_px: 2, uncertain_full_range: true }, |_| 0);
         }
         let mut tiled = untiled.clone();
         tiled.tiles = Some(TileParams { size_px: 80, overlap_px: 32 });
