@@ -25,6 +25,17 @@ pub fn run(args: CheckModelArgs) -> anyhow::Result<()> {
         f.embedding_dim
     );
     say!("  ran on {} with a {side}×{side} image: [{}, {side}, {side}] features, all finite\n", runtime.name(), features.dim().0);
+    if let Some(q) = &bundle.features_int8 {
+        if runtime.runs_int8_fast() {
+            let int8 = runtime.feature_net(&q.path)?.run(image.view())?;
+            anyhow::ensure!(int8.dim() == features.dim(), "{}: output {:?}, the float model's is {:?}", q.path.display(), int8.dim(), features.dim());
+            anyhow::ensure!(int8.iter().all(|v| v.is_finite()), "{}: non-finite features on a {side}×{side} test image", q.path.display());
+            let cosine = mean_pixel_cosine(&features, &int8);
+            say!("  features.int8.onnx  ran on {}: mean embedding cosine to the float model {cosine:.4} on the test image\n", runtime.name());
+        } else {
+            say!("  features.int8.onnx  contract OK; runs on ONNX Runtime's CPU provider (not run on {})\n", runtime.name());
+        }
+    }
     match &bundle.mlp {
         Some(m) => {
             let c = m.embedding_dim;
@@ -41,4 +52,17 @@ pub fn run(args: CheckModelArgs) -> anyhow::Result<()> {
         None => say!("  no mlp.onnx: cosine head only\n"),
     }
     Ok(())
+}
+
+/// Mean over pixels of the cosine between two `[C, h, w]` embeddings.
+fn mean_pixel_cosine(a: &ndarray::Array3<f32>, b: &ndarray::Array3<f32>) -> f32 {
+    let (_, h, w) = a.dim();
+    let mut sum = 0.0;
+    for y in 0..h {
+        for x in 0..w {
+            let (u, v) = (a.slice(ndarray::s![.., y, x]), b.slice(ndarray::s![.., y, x]));
+            sum += u.dot(&v) / (u.dot(&u).sqrt() * v.dot(&v).sqrt()).max(1e-12);
+        }
+    }
+    sum / (h * w).max(1) as f32
 }

@@ -158,6 +158,9 @@ fn match_reports_the_precision_it_ran() {
         let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(out).join("run.json")).unwrap()).unwrap();
         assert_eq!(report["models"][0]["model"]["precision"]["chosen"], chosen, "{extra:?}");
     }
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_deepsim")).args(["check-model", "--runtime", "ort"]).arg(&bundle).output().unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("features.int8.onnx  ran on ort/cpu"), "{}", String::from_utf8_lossy(&check.stdout));
     let o = run(&["--runtime", "tract", "--precision", "int8"], "d");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("ONNX Runtime only"));
