@@ -109,23 +109,28 @@ impl ModelBundle {
                 format!("{}: model bundle folder not found (a folder with features.onnx [+ mlp.onnx])", dir.display()),
             ));
         }
-        let mlp_path = dir.join(MLP_FILE);
-        let mut bundle = Self::from_files(&dir.join(FEATURES_FILE), mlp_path.exists().then_some(mlp_path.as_path()))?;
-        let int8_path = dir.join(INT8_FEATURES_FILE);
-        if int8_path.exists() {
-            bundle.features_int8 = Some(check_int8_variant(&int8_path, &bundle.features)?);
-        }
-        Ok(bundle)
+        let present = |name: &str| Some(dir.join(name)).filter(|p| p.exists());
+        let (mlp, int8) = (present(MLP_FILE), present(INT8_FEATURES_FILE));
+        Self::check(&dir.join(FEATURES_FILE), mlp.as_deref(), int8.as_deref())
     }
 
     /// Checks a feature extractor and an optional decision network given by their paths, whatever
     /// their file names (MicMac's `CNNParams` selects them by a regular expression); the bundle's
     /// folder is the feature extractor's.
     pub fn from_files(features: &Path, mlp: Option<&Path>) -> Result<Self> {
+        Self::check(features, mlp, None)
+    }
+
+    /// Checks the files of a bundle, reporting every problem at once.
+    fn check(features: &Path, mlp: Option<&Path>, int8: Option<&Path>) -> Result<Self> {
         let dir = features.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut problems = Vec::new();
         let features = check_file(features, Role::Features, &mut problems);
         let mlp = mlp.and_then(|path| check_file(path, Role::Mlp, &mut problems));
+        let features_int8 = int8.and_then(|path| check_file(path, Role::Features, &mut problems));
+        if let (Some(f), Some(q)) = (&features, &features_int8) {
+            check_int8_variant(q, f, &mut problems);
+        }
         if let (Some(f), Some(m)) = (&features, &mlp)
             && f.embedding_dim != m.embedding_dim {
                 problems.push(format!(
@@ -138,7 +143,7 @@ impl ModelBundle {
                 ));
             }
         match (features, problems.is_empty()) {
-            (Some(features), true) => Ok(ModelBundle { dir, features, mlp, features_int8: None }),
+            (Some(features), true) => Ok(ModelBundle { dir, features, mlp, features_int8 }),
             _ => Err(Error::invalid_input(format!(
                 "model bundle {} breaks the model contract (docs/model-contract.md):\n  - {}",
                 dir.display(),
@@ -148,31 +153,22 @@ impl ModelBundle {
     }
 }
 
-/// Checks `features.int8.onnx` against the contract and against the float extractor it stands in
-/// for: same architecture, embedding size and pad multiple, and declared int8.
-fn check_int8_variant(path: &Path, float: &ModelInfo) -> Result<ModelInfo> {
-    let mut problems = Vec::new();
-    let info = check_file(path, Role::Features, &mut problems);
-    if let Some(i) = &info {
-        let at = path.display();
-        if i.precision != "int8" {
-            problems.push(format!("{at}: declares deepsim.precision '{}', expected 'int8' (write it with `deepsim-train quantize`)", i.precision));
-        }
-        if (i.arch.as_str(), i.embedding_dim, i.pad_multiple) != (float.arch.as_str(), float.embedding_dim, float.pad_multiple) {
-            problems.push(format!(
-                "{at}: is a {} with embedding_dim {} and pad_multiple {}, but {} is a {} with {} and {}: \
-                 re-quantise it from this bundle's features.onnx (`deepsim-train quantize`)",
-                i.arch, i.embedding_dim, i.pad_multiple, float.path.display(), float.arch, float.embedding_dim, float.pad_multiple
-            ));
-        }
+/// Checks `features.int8.onnx` (already checked against the contract) against the float
+/// extractor it stands in for: same architecture, embedding size and pad multiple, and declared int8.
+fn check_int8_variant(int8: &ModelInfo, float: &ModelInfo, problems: &mut Vec<String>) {
+    let at = int8.path.display();
+    if int8.precision != "int8" {
+        problems.push(format!(
+            "{at}: declares deepsim.precision '{}', expected 'int8' (write it with `deepsim-train quantize`, or remove it to run the float model)",
+            int8.precision
+        ));
     }
-    match (info, problems.is_empty()) {
-        (Some(info), true) => Ok(info),
-        _ => Err(Error::invalid_input(format!(
-            "model bundle {} breaks the model contract (docs/model-contract.md):\n  - {}\n  (remove the file to run the float model)",
-            path.parent().map(|p| p.display().to_string()).unwrap_or_default(),
-            problems.join("\n  - ")
-        ))),
+    if (int8.arch.as_str(), int8.embedding_dim, int8.pad_multiple) != (float.arch.as_str(), float.embedding_dim, float.pad_multiple) {
+        problems.push(format!(
+            "{at}: is a {} with embedding_dim {} and pad_multiple {}, but {} is a {} with {} and {}: \
+             re-quantise it from this bundle's features.onnx (`deepsim-train quantize`), or remove it to run the float model",
+            int8.arch, int8.embedding_dim, int8.pad_multiple, float.path.display(), float.arch, float.embedding_dim, float.pad_multiple
+        ));
     }
 }
 
