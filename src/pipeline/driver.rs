@@ -143,11 +143,7 @@ pub fn run_streamed(
     progress: &dyn Progress,
     sink: &mut dyn RowSink,
 ) -> Result<RunSummary> {
-    let (wl, hl) = (images.left.width(), images.left.height());
-    config.validate_sizes((wl, hl), (images.right.width(), images.right.height()), backends.len())?;
-    let budget = config.memory_budget.map(memory::Budget::new);
-    let bands = |width: usize, bytes_per_px: usize| budget.map_or(usize::MAX, |b| b.band_rows(width, bytes_per_px));
-    run_in_bands(images, config, backends, storage, progress, sink, &bands, None)
+    run_checked(images, config, backends, storage, progress, sink, None)
 }
 
 /// [`run_streamed`] with each step's tiles matched by `runner` (other processes: the workers
@@ -162,11 +158,24 @@ pub fn run_streamed_remote(
     sink: &mut dyn RowSink,
     runner: &dyn TileRunner,
 ) -> Result<RunSummary> {
+    run_checked(images, config, backends, storage, progress, sink, Some(runner))
+}
+
+/// Both entries: the sizes checked against `config`, bands sized from its memory budget.
+fn run_checked(
+    images: Images<'_>,
+    config: &MatchConfig,
+    backends: &[&dyn Similarity],
+    storage: &Storage,
+    progress: &dyn Progress,
+    sink: &mut dyn RowSink,
+    runner: Option<&dyn TileRunner>,
+) -> Result<RunSummary> {
     let (wl, hl) = (images.left.width(), images.left.height());
     config.validate_sizes((wl, hl), (images.right.width(), images.right.height()), backends.len())?;
     let budget = config.memory_budget.map(memory::Budget::new);
     let bands = |width: usize, bytes_per_px: usize| budget.map_or(usize::MAX, |b| b.band_rows(width, bytes_per_px));
-    run_in_bands(images, config, backends, storage, progress, sink, &bands, Some(runner))
+    run_in_bands(images, config, backends, storage, progress, sink, &bands, runner)
 }
 
 /// The pyramid of `images` (level 0 first, `levels` levels) in `storage`, and the seconds
