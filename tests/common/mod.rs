@@ -175,3 +175,11 @@ pub fn random_volume(rng: &mut Rng, w: usize, h: usize, lo: (i64, i64), len: (i6
     deepsim::cost::CostVolume { intervals, costs }
 }
 
+
+/// Writes `values` (0..1) as an 8-bit grey PNG, rounding to the nearest level.
+pub fn save_grey(path: &std::path::Path, values: &Array2<f32>) {
+    let (h, w) = values.dim();
+    image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8]))
+        .save(path)
+        .unwrap();
+}

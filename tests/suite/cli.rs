@@ -1,18 +1,11 @@
 //! The `deepsim` binary: outputs, the completion marker, and errors.
 
-use crate::common::planar_scene;
+use crate::common::{planar_scene, save_grey};
 use std::path::Path;
 use std::process::Command;
 
 fn deepsim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_deepsim"))
-}
-
-fn save_grey(path: &Path, values: &ndarray::Array2<f32>) {
-    let (h, w) = values.dim();
-    image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8]))
-        .save(path)
-        .unwrap();
 }
 
 #[test]

@@ -328,14 +328,8 @@ fn tiles_leave_the_confidence_products_as_they_leave_the_disparity() {
 fn the_command_line_and_engine_files_write_the_products() {
     let dir = tempfile::tempdir().unwrap();
     let scene = planar_scene(8, 160, 96);
-    for (name, image) in [("l.png", &scene.pair.left), ("r.png", &scene.pair.right)] {
-        let (h, w) = image.dim();
-        image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
-            image::Luma([(image[(y as usize, x as usize)] * 255.0).round() as u8])
-        })
-        .save(dir.path().join(name))
-        .unwrap();
-    }
+    crate::common::save_grey(&dir.path().join("l.png"), &scene.pair.left);
+    crate::common::save_grey(&dir.path().join("r.png"), &scene.pair.right);
     let run = |out: &str, extra: &[&str]| {
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_deepsim"))
             .args([

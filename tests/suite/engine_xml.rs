@@ -37,12 +37,8 @@ fn every_invalid_engine_file_gives_its_own_error() {
 fn a_file_runs_like_the_equivalent_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let scene = planar_scene(17, 200, 120);
-    for (name, image) in [("l.png", &scene.pair.left), ("r.png", &scene.pair.right)] {
-        let (h, w) = image.dim();
-        image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(image[(y as usize, x as usize)] * 255.0).round() as u8]))
-            .save(dir.path().join(name))
-            .unwrap();
-    }
+    crate::common::save_grey(&dir.path().join("l.png"), &scene.pair.left);
+    crate::common::save_grey(&dir.path().join("r.png"), &scene.pair.right);
     let model = repo("tests/data/models/tiny_conv");
     let xml = format!(
         "<DeepsimMatch>\n  <Left>l.png</Left> <Right>r.png</Right> <Output>from-xml</Output>\n  \

@@ -5,7 +5,7 @@
 //! `tests/bad/<role>/` holds small files (written by `tests/bad/make.py`) that must fail in
 //! their role; hostile XML files are in `xml/invalid*/` with the other invalid ones.
 
-use crate::common::planar_scene;
+use crate::common::{planar_scene, save_grey};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -15,15 +15,6 @@ fn deepsim() -> Command {
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn save_grey(path: &Path, values: &ndarray::Array2<f32>) {
-    let (h, w) = values.dim();
-    image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        image::Luma([(values[(y as usize, x as usize)] * 255.0).round() as u8])
-    })
-    .save(path)
-    .unwrap();
 }
 
 /// A folder with a small textured pair `l.png`, `r.png`.

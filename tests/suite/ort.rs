@@ -131,12 +131,8 @@ fn match_reports_the_precision_it_ran() {
     }
     let dir = tempfile::tempdir().unwrap();
     let scene = crate::common::planar_scene(3, 96, 64);
-    for (name, img) in [("l.png", &scene.pair.left), ("r.png", &scene.pair.right)] {
-        let (h, w) = img.dim();
-        image::GrayImage::from_fn(w as u32, h as u32, |x, y| image::Luma([(img[(y as usize, x as usize)] * 255.0).round() as u8]))
-            .save(dir.path().join(name))
-            .unwrap();
-    }
+    crate::common::save_grey(&dir.path().join("l.png"), &scene.pair.left);
+    crate::common::save_grey(&dir.path().join("r.png"), &scene.pair.right);
     let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/msaff_tiny_int8");
     let run = |extra: &[&str], out: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_deepsim"))
