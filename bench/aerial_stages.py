@@ -230,11 +230,9 @@ def format_row(r: dict) -> str:
         return f"{v[0]}" if v[1] is None else f"{v[0]} ({v[1]} right)"
 
     s = f"{r['pair']:<14} px {r['pixels']:>7}"
-    if "lr-check" not in r:
-        pass
-    elif "interval" in r:
-        s += f" | GT outside interval {pair('interval')}"
     if "lr-check" in r:
+        if "interval" in r:
+            s += f" | GT outside interval {pair('interval')}"
         s += f" | lr-check {pair('lr-check')} | regions {pair('regions')}"
         if "median-broke" in r:
             s += f" | median right->wrong {r['median-broke']}, wrong->right {r['median-fixed']}"

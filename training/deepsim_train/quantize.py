@@ -191,20 +191,11 @@ def quantize_features(features: Path, out: Path, crops: list[np.ndarray], *, des
     return {"folded_fp16_casts": folded, "excluded": exclude, "quantized_ops": list(QUANTIZED_OPS)}
 
 
-def _session(path: Path, threads: int = 0):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.enable_cpu_mem_arena = False
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def embedding_parity(fp32: Path, int8: Path, images: list[np.ndarray]) -> dict:
     """Cosine between the fp32 and int8 embeddings of each pixel (mean, 1st percentile, min)
     and the time of both on the same inputs (ratio only: the machine may be busy)."""
+    from .export import _session
+
     a, b = _session(fp32), _session(int8)
     cos, ta, tb = [], 0.0, 0.0
     for img in images:
@@ -229,19 +220,17 @@ def embedding_parity(fp32: Path, int8: Path, images: list[np.ndarray]) -> dict:
     }
 
 
-def jp_parity(bundle: Path, val: str, max_pairs: int, seed: int) -> list[dict]:
+def jp_parity(bundle: Path, pairs: list, dataset_name: str, seed: int) -> list[dict]:
     """JP (the training protocol) of the fp32 and int8 features, cosine and MLP heads, on
-    held-out synthetic pairs."""
-    from .data.pairs import load_pairs
+    held-out synthetic ``pairs``."""
     from .eval import OnnxSimilarity, evaluate
 
-    pairs = load_pairs(val, purpose="eval")[:max_pairs]
     sims = []
     for features, tag in (("features.onnx", "fp32"), (INT8_FILE, "int8")):
         if (bundle / "mlp.onnx").exists():
             sims.append(OnnxSimilarity(bundle, use_mlp=True, features_file=features, name=f"{tag} mlp"))
         sims.append(OnnxSimilarity(bundle, use_mlp=False, features_file=features, name=f"{tag} cosine"))
-    rows = evaluate(sims, pairs, seed=seed, dataset_name=Path(val).name)["rows"]
+    rows = evaluate(sims, pairs, seed=seed, dataset_name=dataset_name)["rows"]
     return [{"name": r["name"], "jp_percent": r["jp_percent"], "u_range": r["u_range"]} for r in rows]
 
 
@@ -300,12 +289,12 @@ def run_quantize(cfg: QuantizeConfig, *, command: str, log=print) -> dict:
     t = time.perf_counter()
     q = quantize_features(features, bundle / INT8_FILE, crops, description=calibration)
     log(f"wrote {bundle / INT8_FILE} in {time.perf_counter() - t:.0f} s ({len(q['excluded'])} convolutions kept float)")
+    val_pairs = []
     if cfg.val:
         from .data.pairs import load_pairs
 
-        held = [to_crop(p.left, cfg.crop, pad) for p in load_pairs(cfg.val, purpose="eval")[: cfg.val_pairs]]
-    else:
-        held = crops[: max(1, len(crops) // 4)]
+        val_pairs = load_pairs(cfg.val, purpose="eval")[: cfg.val_pairs]
+    held = [to_crop(p.left, cfg.crop, pad) for p in val_pairs] or crops[: max(1, len(crops) // 4)]
     parity = embedding_parity(features, bundle / INT8_FILE, held)
     log(
         f"embedding cosine to fp32: mean {parity['cosine_mean']:.5f}, p1 {parity['cosine_p1']:.4f}; "
@@ -314,7 +303,7 @@ def run_quantize(cfg: QuantizeConfig, *, command: str, log=print) -> dict:
     report = {"bundle": str(bundle), "command": command, "calibration": calibration, "quantize": q,
               "embedding_parity": parity, "val": cfg.val, "jp": None}
     if cfg.val:
-        report["jp"] = jp_parity(bundle, cfg.val, cfg.val_pairs, cfg.seed)
+        report["jp"] = jp_parity(bundle, val_pairs, Path(cfg.val).name, cfg.seed)
         for r in report["jp"]:
             log(f"JP {r['name']}: {r['jp_percent']:.2f} %")
     (bundle / "quantize.json").write_text(json.dumps(report, indent=1) + "\n")
