@@ -11,7 +11,7 @@ from PIL import Image
 
 from deepsim_train.export import export_bundle, read_metadata
 from deepsim_train.models import build_feature_extractor, build_mlp
-from deepsim_train.quantize import CARD_HEADING, INT8_FILE, QuantizeConfig, fold_fp16_weights, run_quantize
+from deepsim_train.quantize import CARD_HEADING, INT8_FILE, QuantizeConfig, fold_fp16_weights, rewrite_constant_subs, run_quantize
 
 
 @pytest.fixture
@@ -42,6 +42,18 @@ def test_fp16_casts_fold_to_the_same_numbers(bundle):
     np.testing.assert_array_equal(a, b)
 
 
+def test_constant_subs_rewrite_to_the_same_numbers(bundle):
+    m, _ = fold_fp16_weights(onnx.load(str(bundle / "features.onnx")))
+    before = sum(n.op_type == "Sub" for n in m.graph.node)
+    m, rewritten = rewrite_constant_subs(m)
+    # msaff's attention fusions compute 1 - sigmoid(z); the input normalisation's Sub (image - mean) stays
+    assert rewritten >= 1 and sum(n.op_type == "Sub" for n in m.graph.node) == before - rewritten
+    x = np.random.default_rng(1).random((1, 1, 32, 48), dtype=np.float32)
+    a = ort.InferenceSession(str(bundle / "features.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    b = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_quantize_writes_a_contract_int8_variant_with_its_parity(bundle, pair):
     report = run_quantize(QuantizeConfig(bundle=str(bundle), pairs=[str(pair)], crops=3, crop=64), command="test")
     int8 = bundle / INT8_FILE
@@ -54,8 +66,9 @@ def test_quantize_writes_a_contract_int8_variant_with_its_parity(bundle, pair):
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert {o.domain for o in m.opset_import} <= {"", "ai.onnx"} and m.opset_import[0].version >= 17
-    # the first (1-channel) convolutions and the embedding's own stay float
-    assert len(report["quantize"]["excluded"]) >= 2
+    # the first (1-channel) convolutions stay float; the embedding's own is int8, dequantised
+    assert len(report["quantize"]["excluded"]) >= 1 and report["quantize"]["rewritten_subs"] >= 1
+    assert m.graph.node[-1].op_type == "DequantizeLinear"
     assert report["embedding_parity"]["cosine_mean"] > 0.99
     card = (bundle / "card.md").read_text()
     assert card.count(CARD_HEADING) == 1 and "Embedding cosine to fp32" in card
