@@ -6,6 +6,7 @@ use crate::cost::Intervals;
 use crate::error::Result;
 use crate::tiles::Region;
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 /// Taps of the reduction filter, centred between two pixels (binomial 1 3 3 1).
 const TAPS: [f32; 4] = [1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0];
@@ -231,24 +232,28 @@ fn widen_to_lanes(lo: i32, hi: i32, range: (i32, i32)) -> (i32, i32) {
     (lo, hi)
 }
 
-/// Min or max over a `(2r+1)²` window, as two 1-D passes.
+/// Min or max over a `(2r+1)²` window, as two 1-D passes, rows in parallel (`f` is `min` or
+/// `max`: the order in which a window is reduced does not change the result).
 fn separable_filter(v: &[i32], w: usize, h: usize, r: usize, f: fn(i32, i32) -> i32) -> Vec<i32> {
-    if r == 0 {
+    if r == 0 || w == 0 {
         return v.to_vec();
     }
     let mut tmp = vec![0i32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let row = &v[y * w + x.saturating_sub(r)..y * w + (x + r + 1).min(w)];
-            tmp[y * w + x] = row.iter().copied().reduce(f).expect("non-empty window");
+    tmp.par_chunks_mut(w).zip(v.par_chunks(w)).for_each(|(out, row)| {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = row[x.saturating_sub(r)..(x + r + 1).min(w)].iter().copied().reduce(f).expect("non-empty window");
         }
-    }
+    });
     let mut out = vec![0i32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = (y.saturating_sub(r)..(y + r + 1).min(h)).map(|yy| tmp[yy * w + x]).reduce(f).expect("non-empty window");
+    out.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
+        let (first, end) = (y.saturating_sub(r), (y + r + 1).min(h));
+        out.copy_from_slice(&tmp[first * w..(first + 1) * w]);
+        for yy in first + 1..end {
+            for (o, &t) in out.iter_mut().zip(&tmp[yy * w..(yy + 1) * w]) {
+                *o = f(*o, t);
+            }
         }
-    }
+    });
     out
 }
 

@@ -14,6 +14,11 @@ pub struct Intervals {
     offset: Vec<usize>,
     /// `(d_min, len)` when every pixel has this same interval.
     common: Option<(i32, usize)>,
+    /// The longest interval and the most entries of any row, kept because the regulariser
+    /// sizes its buffers with them per row (a scan of every pixel each time cost more than
+    /// the regularisation itself).
+    max_len: usize,
+    max_row_entries: usize,
 }
 
 impl Intervals {
@@ -63,7 +68,10 @@ impl Intervals {
             (Some(&d), Some(&l)) if d_min.iter().all(|&v| v == d) && len.iter().all(|&v| v == l) => Some((d, l as usize)),
             _ => None,
         };
-        Intervals { width, height, d_min, len, offset, common }
+        let max_len = len.iter().copied().max().unwrap_or(0) as usize;
+        let max_row_entries =
+            (0..height).map(|y| offset[(y + 1) * width] - offset[y * width]).max().unwrap_or(0);
+        Intervals { width, height, d_min, len, offset, common, max_len, max_row_entries }
     }
 
     /// `(d_min, len)` when every pixel searches the same interval (then pixel `p`'s costs are
@@ -135,12 +143,12 @@ impl Intervals {
 
     /// The largest number of entries in any row.
     pub fn max_row_entries(&self) -> usize {
-        (0..self.height).map(|y| self.row_entries(y).len()).max().unwrap_or(0)
+        self.max_row_entries
     }
 
     /// The longest interval.
     pub fn max_len(&self) -> usize {
-        self.len.iter().copied().max().unwrap_or(0) as usize
+        self.max_len
     }
 
     /// The smallest and largest disparity searched by any pixel.

@@ -40,22 +40,32 @@ pub fn flat_costs(intervals: &Intervals, costs: &[u16], right_width: usize) -> A
     let (w, h) = (intervals.width(), intervals.height());
     let rows: Vec<Vec<bool>> = (0..h)
         .into_par_iter()
-        .map(|y| {
-            (0..w)
-                .map(|x| {
-                    let pixel = &costs[intervals.entries(x, y)];
-                    let inside = &pixel[intervals.inside_right(x, y, right_width)];
-                    let (mut lo, mut hi) = (u16::MAX, u16::MIN);
-                    for &c in inside {
-                        lo = lo.min(c);
-                        hi = hi.max(c);
-                    }
-                    lo >= hi
-                })
-                .collect()
-        })
+        .map(|y| dispatch!(flat_row_avx2(intervals, costs, right_width, y), flat_row(intervals, costs, right_width, y)))
         .collect();
     Array2::from_shape_fn((h, w), |(y, x)| rows[y][x])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn flat_row_avx2(intervals: &Intervals, costs: &[u16], right_width: usize, y: usize) -> Vec<bool> {
+    flat_row(intervals, costs, right_width, y)
+}
+
+/// [`flat_costs`] of row `y` (plain loops: they stay inlined in the AVX2 build).
+#[inline(always)]
+fn flat_row(intervals: &Intervals, costs: &[u16], right_width: usize, y: usize) -> Vec<bool> {
+    let mut row = Vec::with_capacity(intervals.width());
+    for x in 0..intervals.width() {
+        let pixel = &costs[intervals.entries(x, y)];
+        let inside = &pixel[intervals.inside_right(x, y, right_width)];
+        let (mut lo, mut hi) = (u16::MAX, u16::MIN);
+        for &c in inside {
+            lo = lo.min(c);
+            hi = hi.max(c);
+        }
+        row.push(lo >= hi);
+    }
+    row
 }
 
 /// Number of η values (0, 0.01, …, 0.69: Pandora's `eta_max` 0.7 and `eta_step` 0.01).

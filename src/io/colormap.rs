@@ -49,7 +49,13 @@ pub fn write_preview_png(path: &Path, disparity: &Array2<f32>) -> Result<()> {
     let (h, w) = disparity.dim();
     let rgb = disparity_preview_rgb(disparity);
     let file = super::atomic::create_file(path)?;
-    let encoder = image::codecs::png::PngEncoder::new(std::io::BufWriter::new(file));
+    // The fast deflate: the preview is for eyes, and the default level took longer than
+    // several matching stages on a 2048² map (written last, on one thread).
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    );
     image::ImageEncoder::write_image(encoder, &rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
         .map_err(|e| Error::new(crate::error::ErrorKind::Io, format!("{}: {e}", path.display())))
 }

@@ -82,6 +82,39 @@ pub(crate) fn step(
     min_of(out)
 }
 
+/// [`step`], and `L_p` added (saturating) into `sum` (same length as `cost`): the classical
+/// model in one AVX2 pass where the CPU has it ([`super::avx2`]), else `step` and a loop.
+#[inline(always)]
+pub(crate) fn step_add(
+    cost: &[u16],
+    d_min: i32,
+    previous: Option<Previous<'_>>,
+    penalty: StepPenalty,
+    scratch: &mut Vec<u16>,
+    out: &mut [u16],
+    sum: &mut [u16],
+) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(prev), StepPenalty::Classic { p1, p2 }) = (&previous, penalty)
+        && super::avx2::available()
+    {
+        let n = cost.len();
+        let (lq, edges) = if prev.d_min == d_min && prev.costs.len() == n {
+            (prev.costs, (INF, INF))
+        } else {
+            align(prev.costs, prev.d_min, d_min - 1, n + 2, scratch);
+            (&scratch[1..n + 1], (scratch[0], scratch[n + 1]))
+        };
+        // SAFETY: `available` checked that the CPU has AVX2.
+        return unsafe { super::avx2::classic_add(cost, lq, edges, prev.min, (p1, p2), out, sum) };
+    }
+    let min = step(cost, d_min, previous, penalty, scratch, out);
+    for (s, &l) in sum.iter_mut().zip(out.iter()) {
+        *s = s.saturating_add(l);
+    }
+    min
+}
+
 /// The classical update over aligned slices: `below[i]`, `centre[i]`, `above[i]` hold `L_q` at
 /// `d − 1`, `d`, `d + 1` of candidate `i`. Returns the minimum of `out`.
 #[inline(always)]

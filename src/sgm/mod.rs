@@ -27,6 +27,7 @@
 //! Path costs are u16 with saturating arithmetic; a label whose path cost saturates counts as
 //! unreachable. A path that cannot reach any label of the next pixel restarts there.
 
+mod avx2;
 mod fused;
 mod kernel;
 pub mod lines;
@@ -35,7 +36,7 @@ pub mod reference;
 use crate::cost::{CostVolume, Intervals, COST_ONE};
 use crate::cost::fill::split_rows;
 use crate::error::{Error, Result};
-use kernel::{step, Previous, StepPenalty};
+use kernel::{step_add, Previous, StepPenalty};
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -236,6 +237,7 @@ impl Context<'_> {
         });
     }
 
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt")]
     fn horizontal_row_avx2(&self, y: usize, row_sum: &mut [u16]) {
@@ -266,10 +268,8 @@ impl Context<'_> {
                     Some((qx, _)) if adaptive => self.penalty.at(dx, 0, self.guide[(y, x)], self.guide[(y, qx)]),
                     _ => fixed,
                 };
-                let min = step(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n]);
-                for (s, &l) in row_sum[range.start - base..range.end - base].iter_mut().zip(&cur[..n]) {
-                    *s = s.saturating_add(l);
-                }
+                let sum = &mut row_sum[range.start - base..range.end - base];
+                let min = step_add(&self.costs[range.clone()], iv.d_min(x, y), previous, pen, &mut scratch, &mut cur[..n], sum);
                 std::mem::swap(&mut prev, &mut cur);
                 prev_state = Some((x, min));
             }
@@ -391,10 +391,7 @@ impl Context<'_> {
                 };
                 let (paths, mins) = &mut task.paths[k];
                 let out = &mut paths[local.clone()];
-                mins[x - task.x0] = step(cost, d_min, previous, pen, &mut scratch, out);
-                for (s, &l) in task.sum[local.clone()].iter_mut().zip(out.iter()) {
-                    *s = s.saturating_add(l);
-                }
+                mins[x - task.x0] = step_add(cost, d_min, previous, pen, &mut scratch, out, &mut task.sum[local.clone()]);
             }
         }
     }

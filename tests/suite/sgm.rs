@@ -39,6 +39,32 @@ fn sgm_matches_reference_on_random_volumes_all_directions_both_models() {
 }
 
 #[test]
+fn sgm_matches_reference_with_long_intervals_crossing_register_widths() {
+    // Intervals of 1 to 80 candidates, shifted against their neighbours, or rows of equal
+    // intervals: the classical step's 16-lane kernel (AVX2, where the CPU has it) with its
+    // scalar tails, its pad values at both ends and its same-interval case.
+    let mut rng = Rng::new(19);
+    for case in 0..6 {
+        let (w, h) = (rng.range(3, 20) as usize, rng.range(2, 8) as usize);
+        let mut volume = crate::common::random_volume(&mut rng, w, h, (-6, 6), (1, 81));
+        if case % 2 == 1 {
+            // Rows of equal intervals, and costs up to the saturation.
+            let (lo, hi) = (-3, 60);
+            volume.intervals = Intervals::from_bounds(w, h, &vec![lo; w * h], &vec![hi; w * h - 1].into_iter().chain([hi - 1]).collect::<Vec<_>>()).unwrap();
+            volume.costs = (0..volume.intervals.total()).map(|_| rng.range(0, 30_000) as u16).collect();
+        }
+        let guide = Array2::from_shape_fn((h, w), |_| rng.unit());
+        for directions in [4, 8, 16] {
+            for penalty in [Penalty::Classic { p1: 0.1, p2: 0.5, p2_adapt: None }, Penalty::Classic { p1: 0.3, p2: 1.2, p2_adapt: Some(0.1) }] {
+                let params = SgmParams { directions, penalty };
+                let fast = aggregate(&volume, &guide, &params).unwrap();
+                assert_eq!(fast, aggregate_reference(&volume, &guide, &params), "case {case}: {w}×{h}, {directions} directions, {penalty:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn sgm_matches_reference_on_wide_rows_split_in_parallel_chunks() {
     // Rows wider than one parallel chunk exercise the chunk boundaries of the row sweeps.
     let mut rng = Rng::new(11);
