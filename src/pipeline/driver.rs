@@ -224,6 +224,7 @@ pub(super) fn step_context<'a>(
         backend: backends[step.similarity],
         regularizer: &step.regularizer,
         lr_check_px: if last { config.lr_check_px } else { check_for_next(config, index).then_some(COARSE_LR_TOLERANCE_PX) },
+        lr_check_mode: config.lr_check_mode,
         level: step.level,
         products: last && products,
     }
@@ -417,6 +418,7 @@ mod tests {
             steps: pyramid_steps(2, regularizer, propagation, |_| 0),
             subpixel: true,
             lr_check_px: Some(1.0),
+            lr_check_mode: Default::default(),
             median: true,
             // Regions are found before the left-right check: 40 px catches the occlusion slivers.
             min_region_px: 40,
