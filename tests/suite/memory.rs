@@ -52,6 +52,13 @@ fn a_pair_larger_than_the_budget_runs_within_it_and_gives_the_in_memory_result()
     assert_eq!(free["stats"], bounded["stats"]);
     let density = bounded["stats"]["density"].as_f64().unwrap();
     assert!(density > 0.9, "density {density}");
+
+    // The accurate left-right check's right volume counts in the budget too.
+    let accurate = run(dir.path(), "accurate", &["--max-memory", "128M", "--lr-check-mode", "accurate"]);
+    let peak = accurate["peak_memory_bytes"].as_u64().unwrap();
+    assert!(peak < budget, "accurate left-right check: peak {} MB over the 128 MB budget", peak >> 20);
+    let density = accurate["stats"]["density"].as_f64().unwrap();
+    assert!(density > 0.9, "accurate left-right check: density {density}");
 }
 
 #[test]
