@@ -239,9 +239,9 @@ pub struct MatchArgs {
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub lr_check: f32,
     /// Where the left-right check takes the right disparity: `fast` reads it off the left
-    /// volume's diagonals, `accurate` regularises the right image's own volume (≈ 2× the
-    /// regularisation time).
-    #[arg(long, value_enum, default_value_t = LrCheckMode::Fast)]
+    /// volume's diagonals, `accurate` (default) regularises the right image's own volume (≈ 2×
+    /// the regularisation time).
+    #[arg(long, value_enum, default_value_t = LrCheckMode::Accurate)]
     pub lr_check_mode: LrCheckMode,
     /// Disable sub-pixel refinement.
     #[arg(long)]
