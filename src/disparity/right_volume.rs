@@ -19,8 +19,8 @@
 //!   no left pixel reaches gets its row neighbour's interval at the worst cost everywhere, so
 //!   paths cross it without a penalty.
 
-use crate::cost::{CostVolume, Intervals, COST_ONE};
 use crate::cost::fill::split_rows;
+use crate::cost::{COST_ONE, CostVolume, Intervals};
 use crate::error::Result;
 use rayon::prelude::*;
 
@@ -33,33 +33,39 @@ pub fn right_intervals(left: &Intervals, right_width: usize) -> Result<Intervals
     }
     let mut lo = vec![i32::MAX; right_width * h];
     let mut hi = vec![i32::MIN; right_width * h];
-    lo.par_chunks_mut(right_width.max(1)).zip(hi.par_chunks_mut(right_width.max(1))).enumerate().for_each(|(y, (lo, hi))| {
-        for x in 0..left.width() {
-            let inside = left.inside_right(x, y, right_width);
-            let first_xr = x as i64 - left.d_min(x, y) as i64;
-            for k in inside {
-                let xr = (first_xr - k as i64) as usize;
-                let d = left.d_min(x, y) + k as i32;
-                lo[xr] = lo[xr].min(d);
-                hi[xr] = hi[xr].max(d);
+    lo.par_chunks_mut(right_width.max(1))
+        .zip(hi.par_chunks_mut(right_width.max(1)))
+        .enumerate()
+        .for_each(|(y, (lo, hi))| {
+            for x in 0..left.width() {
+                let inside = left.inside_right(x, y, right_width);
+                let first_xr = x as i64 - left.d_min(x, y) as i64;
+                for k in inside {
+                    let xr = (first_xr - k as i64) as usize;
+                    let d = left.d_min(x, y) + k as i32;
+                    lo[xr] = lo[xr].min(d);
+                    hi[xr] = hi[xr].max(d);
+                }
             }
-        }
-        // Unreached pixels take a reached neighbour's interval (the previous one, or the next
-        // for those before the first); a row nobody reaches takes the left row's first interval.
-        let first = (0..right_width).find(|&xr| lo[xr] <= hi[xr]);
-        let fallback = match first {
-            Some(xr) => (lo[xr], hi[xr]),
-            None => (left.d_min(0, y), left.d_min(0, y) + left.len(0, y) as i32 - 1),
-        };
-        let mut last = fallback;
-        for xr in 0..right_width {
-            if lo[xr] <= hi[xr] {
-                last = (lo[xr], hi[xr]);
-            } else {
-                (lo[xr], hi[xr]) = last;
+            // Unreached pixels take a reached neighbour's interval (the previous one, or the next
+            // for those before the first); a row nobody reaches takes the left row's first interval.
+            let first = (0..right_width).find(|&xr| lo[xr] <= hi[xr]);
+            let fallback = match first {
+                Some(xr) => (lo[xr], hi[xr]),
+                None => (
+                    left.d_min(0, y),
+                    left.d_min(0, y) + left.len(0, y) as i32 - 1,
+                ),
+            };
+            let mut last = fallback;
+            for xr in 0..right_width {
+                if lo[xr] <= hi[xr] {
+                    last = (lo[xr], hi[xr]);
+                } else {
+                    (lo[xr], hi[xr]) = last;
+                }
             }
-        }
-    });
+        });
     Intervals::from_bounds(right_width, h, &lo, &hi)
 }
 
@@ -69,25 +75,34 @@ pub fn right_volume(left: &CostVolume, intervals: Intervals) -> CostVolume {
     let mut costs = crate::buffer::zeroed_u16(intervals.total());
     let liv = &left.intervals;
     let w = liv.width() as i64;
-    split_rows(&mut costs, &intervals, 1).into_par_iter().for_each(|(rows, out)| {
-        let y = rows.start;
-        let base = intervals.row_entries(y).start;
-        for xr in 0..intervals.width() {
-            let range = intervals.entries(xr, y);
-            let d_first = intervals.d_min(xr, y);
-            for (k, c) in out[range.start - base..range.end - base].iter_mut().enumerate() {
-                let d = d_first + k as i32;
-                let x = xr as i64 + d as i64;
-                *c = if (0..w).contains(&x) {
-                    let (x, d_min) = (x as usize, liv.d_min(x as usize, y));
-                    let j = d - d_min;
-                    if j >= 0 && (j as usize) < liv.len(x, y) { left.costs[liv.entries(x, y).start + j as usize] } else { COST_ONE }
-                } else {
-                    COST_ONE
-                };
+    split_rows(&mut costs, &intervals, 1)
+        .into_par_iter()
+        .for_each(|(rows, out)| {
+            let y = rows.start;
+            let base = intervals.row_entries(y).start;
+            for xr in 0..intervals.width() {
+                let range = intervals.entries(xr, y);
+                let d_first = intervals.d_min(xr, y);
+                for (k, c) in out[range.start - base..range.end - base]
+                    .iter_mut()
+                    .enumerate()
+                {
+                    let d = d_first + k as i32;
+                    let x = xr as i64 + d as i64;
+                    *c = if (0..w).contains(&x) {
+                        let (x, d_min) = (x as usize, liv.d_min(x as usize, y));
+                        let j = d - d_min;
+                        if j >= 0 && (j as usize) < liv.len(x, y) {
+                            left.costs[liv.entries(x, y).start + j as usize]
+                        } else {
+                            COST_ONE
+                        }
+                    } else {
+                        COST_ONE
+                    };
+                }
             }
-        }
-    });
+        });
     CostVolume { intervals, costs }
 }
 
@@ -99,10 +114,20 @@ mod tests {
     fn right_entries_are_the_left_entries_on_the_same_diagonal_and_cover_every_match() {
         let (w, h, right_width) = (30, 2, 26);
         let lo: Vec<i32> = (0..w * h).map(|p| ((p * 7) % 11) as i32 - 2).collect();
-        let hi: Vec<i32> = lo.iter().enumerate().map(|(p, &l)| l + (p % 4) as i32).collect();
+        let hi: Vec<i32> = lo
+            .iter()
+            .enumerate()
+            .map(|(p, &l)| l + (p % 4) as i32)
+            .collect();
         let left_iv = Intervals::from_bounds(w, h, &lo, &hi).unwrap();
-        let left = CostVolume { costs: (0..left_iv.total()).map(|i| (i % 1000) as u16).collect(), intervals: left_iv };
-        let right = right_volume(&left, right_intervals(&left.intervals, right_width).unwrap());
+        let left = CostVolume {
+            costs: (0..left_iv.total()).map(|i| (i % 1000) as u16).collect(),
+            intervals: left_iv,
+        };
+        let right = right_volume(
+            &left,
+            right_intervals(&left.intervals, right_width).unwrap(),
+        );
         let riv = &right.intervals;
         for y in 0..h {
             for x in 0..w {
@@ -110,14 +135,23 @@ mod tests {
                     let d = left.intervals.d_min(x, y) + k as i32;
                     let xr = (x as i64 - d as i64) as usize;
                     let j = d - riv.d_min(xr, y);
-                    assert!(j >= 0 && (j as usize) < riv.len(xr, y), "({x}, {y}) d {d}: not in the right interval of {xr}");
+                    assert!(
+                        j >= 0 && (j as usize) < riv.len(xr, y),
+                        "({x}, {y}) d {d}: not in the right interval of {xr}"
+                    );
                     let left_cost = left.costs[left.intervals.entries(x, y).start + k];
-                    assert_eq!(right.costs[riv.entries(xr, y).start + j as usize], left_cost);
+                    assert_eq!(
+                        right.costs[riv.entries(xr, y).start + j as usize],
+                        left_cost
+                    );
                 }
             }
         }
         // Every other entry (no left pixel searched it) is the worst cost.
-        let claimed: usize = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| left.intervals.inside_right(x, y, right_width).len()).sum();
+        let claimed: usize = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| left.intervals.inside_right(x, y, right_width).len())
+            .sum();
         let worst = right.costs.iter().filter(|&&c| c == COST_ONE).count();
         assert_eq!(worst, riv.total() - claimed);
     }
