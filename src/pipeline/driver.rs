@@ -477,6 +477,9 @@ mod tests {
         let mut cfg = config(sgm());
         cfg.disp_max = 127;
         cfg.tiles = None;
+        // The fast check: the accurate one's right volume spans the tile's width plus the range
+        // (128 here), and the smallest split tile would not fit a 128 MB budget.
+        cfg.lr_check_mode = super::super::config::LrCheckMode::Fast;
         cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true }, |_| 0);
         let free = run(&pair, &cfg, &[&census], &NoProgress).unwrap();
         assert_eq!(free.reports[0].tiles, 1);

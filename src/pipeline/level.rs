@@ -78,13 +78,19 @@ pub(super) fn match_tiles(
                     return Err(Error::invalid_parameter(format!(
                         "the memory budget ({} MB) is too small for level {}: a {}×{} tile needs {} MB, more than \
                          the {} MB a tile may use (half of the budget left after the program's share): raise the \
-                         budget (--max-memory)",
+                         budget (--max-memory){}",
                         budget.total() >> 20,
                         context.level,
                         tile.outer.width(),
                         tile.outer.height(),
                         need >> 20,
-                        budget.tile_bytes() >> 20
+                        budget.tile_bytes() >> 20,
+                        if bounds.right_entries() > 0 {
+                            ", or use --lr-check-mode fast (the accurate check's right volume spans the tile's width \
+                             plus the disparity range)"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 parts.into_iter().rev().for_each(|part| pending.push_front(part));
