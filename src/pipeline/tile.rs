@@ -138,6 +138,9 @@ pub(super) fn match_tile(
     })
 }
 
+/// Aggregated costs (borrowed when there is no regulariser) and MicMac's occlusion label.
+type Regularized<'v> = (Cow<'v, [u16]>, Option<Array2<bool>>);
+
 /// `volume` regularised by `regularizer` (`guide`: the grey image of the volume's reference
 /// view; `valid`: its validity), and MicMac's occlusion label where it has one.
 fn regularize<'v>(
@@ -145,7 +148,7 @@ fn regularize<'v>(
     volume: &'v CostVolume,
     guide: &Array2<f32>,
     valid: &Array2<bool>,
-) -> Result<(Cow<'v, [u16]>, Option<Array2<bool>>)> {
+) -> Result<Regularized<'v>> {
     Ok(match regularizer {
         Regularizer::Sgm(params) => (Cow::Owned(aggregate(volume, guide, params)?), None),
         Regularizer::Micmac(params) => {
