@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::micmac::{parse_xml, Element};
-use crate::pipeline::{Fill, MatchConfig, Regularizer, Step};
+use crate::pipeline::{Fill, LrCheckMode, MatchConfig, Regularizer, Step};
 use crate::pyramid::Propagation;
 use crate::runtime::Device;
 use crate::sgm::lines::{LineParams, MaskLabel};
@@ -203,7 +203,7 @@ impl EngineFile {
         let r = Node { element: &root, at: ROOT.into(), file: path };
         r.only(&[
             "Left", "Right", "LeftMask", "RightMask", "NoData", "Output", "DisparityMin", "DisparityMax", "Runtime", "Tiles",
-            "MemoryBudget", "Scratch", "Step", "SubPixel", "LrCheck", "Median", "MinRegion", "Fill", "Confidence",
+            "MemoryBudget", "Scratch", "Step", "SubPixel", "LrCheck", "LrCheckMode", "Median", "MinRegion", "Fill", "Confidence",
         ])?;
         let runtime = read_runtime(&r, &rel)?;
         let tiles = match r.child("Tiles") {
@@ -234,6 +234,10 @@ impl EngineFile {
             steps,
             subpixel: r.child("SubPixel").map(|c| c.boolean()).transpose()?.unwrap_or(true),
             lr_check_px: (lr_check >= 0.0).then_some(lr_check),
+            lr_check_mode: match r.child("LrCheckMode") {
+                Some(m) => m.choice(&[("fast", LrCheckMode::Fast), ("accurate", LrCheckMode::Accurate)])?,
+                None => LrCheckMode::default(),
+            },
             median: r.child("Median").map(|c| c.boolean()).transpose()?.unwrap_or(true),
             min_region_px: r.opt("MinRegion", "a number of pixels")?.unwrap_or(50),
             fill: match r.child("Fill") {

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deepsim::model::Precision;
-use deepsim::pipeline::Fill;
+use deepsim::pipeline::{Fill, LrCheckMode};
 use deepsim::runtime::Device;
 use deepsim::similarity::Head;
 use std::path::PathBuf;
@@ -238,6 +238,11 @@ pub struct MatchArgs {
     /// Left-right check tolerance in px (negative disables the check).
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub lr_check: f32,
+    /// Where the left-right check takes the right disparity: `fast` reads it off the left
+    /// volume's diagonals, `accurate` (default) regularises the right image's own volume (≈ 2×
+    /// the regularisation time).
+    #[arg(long, value_enum, default_value_t = LrCheckMode::Accurate)]
+    pub lr_check_mode: LrCheckMode,
     /// Disable sub-pixel refinement.
     #[arg(long)]
     pub no_subpixel: bool,

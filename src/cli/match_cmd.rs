@@ -644,6 +644,7 @@ fn resolve(args: &MatchArgs, ((w, h), (right_width, _)): Sizes, learned: bool) -
         steps,
         subpixel: !args.no_subpixel,
         lr_check_px: (args.lr_check >= 0.0).then_some(args.lr_check),
+        lr_check_mode: args.lr_check_mode,
         median: !args.no_median,
         min_region_px: args.min_region,
         fill: args.fill,

@@ -1,8 +1,12 @@
-//! Left-right consistency from the one aggregated volume.
+//! Left-right consistency, in two modes.
 //!
-//! The right image's disparity is read off the left volume along its diagonals: right pixel
-//! `xr` is matched by the left pixels `x = xr + d`, with aggregated cost `S(x, d)`; the best of
-//! those gives `d_right(xr)`. No second volume is computed (OpenCV's SGBM does the same).
+//! - **fast** ([`left_right_check`]): the right image's disparity is read off the left volume
+//!   along its diagonals: right pixel `xr` is matched by the left pixels `x = xr + d`, with
+//!   aggregated cost `S(x, d)`; the best of those gives `d_right(xr)`. No second volume is
+//!   computed (OpenCV's SGBM does the same).
+//! - **accurate** ([`left_right_check_accurate`]): the right disparity is the winner of the
+//!   right image's own volume, regularised along the right image's paths
+//!   ([`right_volume`](super::right_volume), Pandora's `cross_checking_accurate`).
 
 use crate::cost::Intervals;
 use ndarray::Array2;
@@ -45,6 +49,49 @@ pub fn left_right_check(
                 };
                 if !consistent && row[x].is_finite() {
                     row[x] = f32::NAN;
+                    rejected += 1;
+                }
+            }
+            rejected
+        })
+        .sum()
+}
+
+/// [`left_right_check`] against the right image's own regularised volume: `right_intervals` and
+/// `right_aggregated` (laid out like them), whose winner-take-all is `right_winner`. A pixel
+/// whose right disparity disagrees is kept when the right volume's cost of its own match is
+/// within `margin` of the right winner's (the same rule as the fast check, judged on the right
+/// view's sums). Returns the number invalidated.
+#[allow(clippy::too_many_arguments)]
+pub fn left_right_check_accurate(
+    winner: &Array2<i32>,
+    right_intervals: &Intervals,
+    right_aggregated: &[u16],
+    right_winner: &Array2<i32>,
+    tolerance_px: f32,
+    margin: u16,
+    disparity: &mut Array2<f32>,
+) -> usize {
+    let right_width = right_intervals.width();
+    disparity
+        .axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .map(|(y, mut row)| {
+            let mut rejected = 0;
+            for (x, value) in row.iter_mut().enumerate() {
+                let d = winner[(y, x)];
+                let xr = x as i64 - d as i64;
+                let consistent = (0..right_width as i64).contains(&xr) && {
+                    let xr = xr as usize;
+                    let d_right = right_winner[(y, xr)];
+                    let costs = &right_aggregated[right_intervals.entries(xr, y)];
+                    let at = |d: i32| costs.get((d - right_intervals.d_min(xr, y)) as usize).copied();
+                    ((d_right - d).abs() as f32) <= tolerance_px
+                        || matches!((at(d), at(d_right)), (Some(own), Some(best)) if own as u32 <= best as u32 + margin as u32)
+                };
+                if !consistent && value.is_finite() {
+                    *value = f32::NAN;
                     rejected += 1;
                 }
             }

@@ -150,6 +150,7 @@ impl MicmacPlan {
             steps,
             subpixel: dequant.is_some(),
             lr_check_px: None,
+            lr_check_mode: Default::default(),
             median: false,
             min_region_px: 0,
             fill: Fill::None,

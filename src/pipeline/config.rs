@@ -21,6 +21,21 @@ pub enum Fill {
     Background,
 }
 
+/// Where the left-right check takes the right image's disparity from
+/// ([`crate::disparity::left_right_check`], [`crate::disparity::left_right_check_accurate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrCheckMode {
+    /// Read off the left aggregated volume along its diagonals (OpenCV's scheme): no second
+    /// regularisation.
+    Fast,
+    /// The right image's own volume regularised along the right image's paths (Pandora's
+    /// `cross_checking_accurate`): about twice the regularisation cost. The default: more
+    /// accurate and denser on every synthetic set it was measured on (docs/classical-aerial.md).
+    #[default]
+    Accurate,
+}
+
 /// How a step regularises its costs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -84,6 +99,8 @@ pub struct MatchConfig {
     pub subpixel: bool,
     /// Left-right check tolerance in pixels; `None` disables the check.
     pub lr_check_px: Option<f32>,
+    /// Where the left-right checks (this one and the coarser steps') take the right disparity.
+    pub lr_check_mode: LrCheckMode,
     /// 3 × 3 median filter on the result.
     pub median: bool,
     /// Connected regions smaller than this are removed (0 or 1 disables).

@@ -224,6 +224,7 @@ pub(super) fn step_context<'a>(
         backend: backends[step.similarity],
         regularizer: &step.regularizer,
         lr_check_px: if last { config.lr_check_px } else { check_for_next(config, index).then_some(COARSE_LR_TOLERANCE_PX) },
+        lr_check_mode: config.lr_check_mode,
         level: step.level,
         products: last && products,
     }
@@ -417,6 +418,7 @@ mod tests {
             steps: pyramid_steps(2, regularizer, propagation, |_| 0),
             subpixel: true,
             lr_check_px: Some(1.0),
+            lr_check_mode: Default::default(),
             median: true,
             // Regions are found before the left-right check: 40 px catches the occlusion slivers.
             min_region_px: 40,
@@ -475,6 +477,9 @@ mod tests {
         let mut cfg = config(sgm());
         cfg.disp_max = 127;
         cfg.tiles = None;
+        // The fast check: the accurate one's right volume spans the tile's width plus the range
+        // (128 here), and the smallest split tile would not fit a 128 MB budget.
+        cfg.lr_check_mode = super::super::config::LrCheckMode::Fast;
         cfg.steps = pyramid_steps(1, sgm(), Propagation { dilate_alti_px: 2, dilate_plani_px: 1, uncertain_full_range: true }, |_| 0);
         let free = run(&pair, &cfg, &[&census], &NoProgress).unwrap();
         assert_eq!(free.reports[0].tiles, 1);

@@ -2,7 +2,7 @@
 //! coarser step's disparity), the level cut into tiles (split further when a tile would pass
 //! the memory budget), and the tiles' cores pasted into the level's grids.
 
-use super::config::Regularizer;
+use super::config::{LrCheckMode, Regularizer};
 use super::images::Images;
 use super::memory;
 use super::products::{ProductGrids, Products};
@@ -10,6 +10,8 @@ use super::remote::TilePart;
 use super::progress::Progress;
 use super::report::{StageTimes, StepMaps};
 use super::tile::match_tile;
+use crate::cost::Intervals;
+use crate::disparity::right_volume::right_intervals;
 use crate::disparity::Winner;
 use crate::error::{Error, Result};
 use crate::grid::{Grid, Sample, Storage};
@@ -26,6 +28,7 @@ pub(super) struct TileContext<'a> {
     pub(super) backend: &'a dyn Similarity,
     pub(super) regularizer: &'a Regularizer,
     pub(super) lr_check_px: Option<f32>,
+    pub(super) lr_check_mode: LrCheckMode,
     pub(super) level: u32,
     /// Compute the confidence products (the last step, when the sink wants them).
     pub(super) products: bool,
@@ -68,20 +71,26 @@ pub(super) fn match_tiles(
     while let Some(tile) = pending.pop_front() {
         let bounds = TileBounds::new(context, tile.outer)?;
         if let Some(budget) = budget {
-            let need = memory::tile_bytes(tile.outer, bounds.entries(), bounds.right_columns(), context.backend, context.products);
+            let need = memory::tile_bytes(tile.outer, bounds.entries(), bounds.right_entries(), bounds.right_columns(), context.backend, context.products);
             if need > budget.tile_bytes() {
                 let parts = split(tile, overlap, w, h);
                 if parts.len() == 1 {
                     return Err(Error::invalid_parameter(format!(
                         "the memory budget ({} MB) is too small for level {}: a {}×{} tile needs {} MB, more than \
                          the {} MB a tile may use (half of the budget left after the program's share): raise the \
-                         budget (--max-memory)",
+                         budget (--max-memory){}",
                         budget.total() >> 20,
                         context.level,
                         tile.outer.width(),
                         tile.outer.height(),
                         need >> 20,
-                        budget.tile_bytes() >> 20
+                        budget.tile_bytes() >> 20,
+                        if bounds.right_entries() > 0 {
+                            ", or use --lr-check-mode fast (the accurate check's right volume spans the tile's width \
+                             plus the disparity range)"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 parts.into_iter().rev().for_each(|part| pending.push_front(part));
@@ -162,6 +171,9 @@ pub(super) struct TileBounds {
     pub(super) right: (usize, usize),
     /// Disparities in the crop = level disparities − shift.
     pub(super) shift: i32,
+    /// The right pixels' intervals, in the crop's disparities, when the tile runs the accurate
+    /// left-right check ([`crate::disparity::right_volume`]).
+    pub(super) right_intervals: Option<Intervals>,
 }
 
 impl TileBounds {
@@ -182,13 +194,21 @@ impl TileBounds {
         };
         let shift = region.x0 as i32 - right.0 as i32;
         lo.iter_mut().chain(hi.iter_mut()).for_each(|d| *d -= shift);
-        Ok(TileBounds { lo, hi, right, shift })
+        let right_intervals = (context.lr_check_px.is_some() && context.lr_check_mode == LrCheckMode::Accurate)
+            .then(|| right_intervals(&Intervals::from_bounds(region.width(), region.height(), &lo, &hi)?, right.1 - right.0))
+            .transpose()?;
+        Ok(TileBounds { lo, hi, right, shift, right_intervals })
     }
 
     /// Cost-volume entries (candidates before the widening to SIMD lanes, which adds ≤ 15 per
     /// pixel and is counted by [`memory`]'s margins).
     pub(super) fn entries(&self) -> usize {
         self.lo.iter().zip(&self.hi).map(|(l, h)| (h - l + 1) as usize).sum()
+    }
+
+    /// Entries of the right image's volume (0 without the accurate left-right check).
+    pub(super) fn right_entries(&self) -> usize {
+        self.right_intervals.as_ref().map_or(0, |iv| iv.total())
     }
 
     pub(super) fn right_columns(&self) -> usize {

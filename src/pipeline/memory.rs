@@ -71,15 +71,31 @@ impl Budget {
     }
 }
 
-/// What matching `outer` holds: `entries` candidates, a right crop `right_columns` wide, and the
-/// confidence products when `products`.
-pub(super) fn tile_bytes(outer: Region, entries: usize, right_columns: usize, backend: &dyn Similarity, products: bool) -> u64 {
+/// What matching `outer` holds: `entries` candidates, the right image's volume of
+/// `right_entries` candidates (the accurate left-right check; 0 without), a right crop
+/// `right_columns` wide, and the confidence products when `products`.
+pub(super) fn tile_bytes(
+    outer: Region,
+    entries: usize,
+    right_entries: usize,
+    right_columns: usize,
+    backend: &dyn Similarity,
+    products: bool,
+) -> u64 {
     let pixels = (outer.width() * outer.height()) as u64;
     let products = if products { pixels * PRODUCTS_BYTES_PER_TILE_PX } else { 0 };
     let right_pixels = (right_columns * outer.height()) as u64;
     // Intervals are widened to whole SIMD registers: up to 15 more candidates per pixel.
     let candidates = entries as u64 + 15 * pixels;
+    // The right volume lives beside the left one (whose raw costs it is built from) with its
+    // own aggregation, path buffers, intervals and winner maps.
+    let right = if right_entries > 0 {
+        (right_entries as u64 + 15 * right_pixels) * BYTES_PER_ENTRY + right_pixels * BYTES_PER_TILE_PX
+    } else {
+        0
+    };
     candidates * BYTES_PER_ENTRY
+        + right
         + pixels * BYTES_PER_TILE_PX
         + (pixels + right_pixels) * backend.bytes_per_pixel() as u64
         + backend.working_bytes(outer.width().max(right_columns), outer.height())

@@ -24,7 +24,7 @@ mod remote;
 mod report;
 mod tile;
 
-pub use config::{auto_levels, max_levels, pyramid_steps, Fill, MatchConfig, Regularizer, Step, MIN_TILE_OVERLAP_PX};
+pub use config::{auto_levels, max_levels, pyramid_steps, Fill, LrCheckMode, MatchConfig, Regularizer, Step, MIN_TILE_OVERLAP_PX};
 pub use driver::{run, run_streamed, run_streamed_remote, run_with_products, RowSink};
 pub use remote::{StepRequest, TileOutput, TilePart, TileRunner, TileTask, TileWorker};
 pub use images::{Images, Pair};

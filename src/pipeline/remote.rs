@@ -823,6 +823,7 @@ mod tests {
             steps: pyramid_steps(3, micmac, propagation, |_| 0),
             subpixel: true,
             lr_check_px: Some(1.0),
+            lr_check_mode: Default::default(),
             median: true,
             min_region_px: 6,
             fill: Fill::Background,

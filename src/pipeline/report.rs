@@ -15,7 +15,7 @@ pub struct StageTimes {
     pub prepare: f64,
     /// Filling the cost volumes.
     pub cost: f64,
-    /// Regularisation.
+    /// Regularisation (the accurate left-right check's right pass included).
     pub regularize: f64,
     /// Winner-take-all and interval propagation.
     pub wta: f64,

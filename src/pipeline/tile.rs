@@ -7,7 +7,8 @@ use super::products::{tile_products, TileFrame};
 use super::progress::Progress;
 use super::report::StageTimes;
 use crate::cost::{cost_from_unit, fill_volume, mask_costs, CostVolume, Intervals};
-use crate::disparity::{flat_costs, left_right_check, winner_take_all};
+use crate::disparity::right_volume::right_volume;
+use crate::disparity::{flat_costs, left_right_check, left_right_check_accurate, winner_take_all};
 use crate::error::Result;
 use crate::grid::{Grid, Sample};
 use crate::sgm::{aggregate, Penalty, SgmParams};
@@ -38,7 +39,7 @@ pub(super) fn match_tile(
     times: &mut StageTimes,
 ) -> Result<TileResult> {
     let (images, level) = (context.images, context.level);
-    let TileBounds { lo, hi, right: (xr0, xr1), shift } = bounds;
+    let TileBounds { lo, hi, right: (xr0, xr1), shift, right_intervals } = bounds;
     let intervals = Intervals::from_bounds(region.width(), region.height(), &lo, &hi)?;
     drop((lo, hi));
     let right_region = Region { x0: xr0, x1: xr1, ..region };
@@ -63,14 +64,7 @@ pub(super) fn match_tile(
 
     progress.stage(level, "regularisation");
     let t = Instant::now();
-    let (aggregated, masked): (Cow<[u16]>, Option<Array2<bool>>) = match context.regularizer {
-        Regularizer::Sgm(params) => (Cow::Owned(aggregate(&volume, &left, params)?), None),
-        Regularizer::Micmac(params) => {
-            let result = aggregate_lines(&volume, &left_valid, params)?;
-            (Cow::Owned(result.sum), result.masked)
-        }
-        Regularizer::None => (Cow::Borrowed(volume.costs.as_slice()), None),
-    };
+    let (aggregated, masked) = regularize(context.regularizer, &volume, &left, &left_valid)?;
     times.regularize += t.elapsed().as_secs_f64();
 
     progress.stage(level, "winner-take-all");
@@ -101,7 +95,31 @@ pub(super) fn match_tile(
             Regularizer::Sgm(SgmParams { penalty: Penalty::Classic { p1, .. }, .. }) => cost_from_unit(*p1),
             _ => 0,
         };
-        left_right_check(&volume.intervals, &aggregated, &winner.disparity, right.ncols(), tolerance, margin, &mut marks);
+        match right_intervals {
+            // The accurate mode: the right image's own volume, regularised along its paths.
+            Some(right_intervals) => {
+                let right_volume = right_volume(&volume, right_intervals);
+                let t = Instant::now();
+                let (right_aggregated, _) = regularize(context.regularizer, &right_volume, &right, &right_valid)?;
+                // The right pass's regularisation counts as regularisation, the rest as the check.
+                let right_pass_s = t.elapsed().as_secs_f64();
+                times.regularize += right_pass_s;
+                times.post -= right_pass_s;
+                let right_winner = winner_take_all(&right_volume.intervals, &right_aggregated);
+                left_right_check_accurate(
+                    &winner.disparity,
+                    &right_volume.intervals,
+                    &right_aggregated,
+                    &right_winner.disparity,
+                    tolerance,
+                    margin,
+                    &mut marks,
+                );
+            }
+            None => {
+                left_right_check(&volume.intervals, &aggregated, &winner.disparity, right.ncols(), tolerance, margin, &mut marks);
+            }
+        }
         // Invalid left pixels have no match to check (their flag comes from the mask).
         ndarray::Zip::from(&mut rejected).and(&marks).and(left_valid.as_ref()).for_each(|r, m, &ok| *r = ok && m.is_nan());
     }
@@ -117,5 +135,26 @@ pub(super) fn match_tile(
         products,
         entries: volume.intervals.total(),
         span: (span.0 + shift, span.1 + shift),
+    })
+}
+
+/// Aggregated costs (borrowed when there is no regulariser) and MicMac's occlusion label.
+type Regularized<'v> = (Cow<'v, [u16]>, Option<Array2<bool>>);
+
+/// `volume` regularised by `regularizer` (`guide`: the grey image of the volume's reference
+/// view; `valid`: its validity), and MicMac's occlusion label where it has one.
+fn regularize<'v>(
+    regularizer: &Regularizer,
+    volume: &'v CostVolume,
+    guide: &Array2<f32>,
+    valid: &Array2<bool>,
+) -> Result<Regularized<'v>> {
+    Ok(match regularizer {
+        Regularizer::Sgm(params) => (Cow::Owned(aggregate(volume, guide, params)?), None),
+        Regularizer::Micmac(params) => {
+            let result = aggregate_lines(volume, valid, params)?;
+            (Cow::Owned(result.sum), result.masked)
+        }
+        Regularizer::None => (Cow::Borrowed(volume.costs.as_slice()), None),
     })
 }

@@ -127,6 +127,7 @@ pub fn config(disp_min: i32, disp_max: i32, levels: u32) -> deepsim::pipeline::M
         steps: pyramid_steps(levels, sgm, propagation, |_| 0),
         subpixel: true,
         lr_check_px: Some(1.0),
+        lr_check_mode: Default::default(),
         median: true,
         min_region_px: 50,
         fill: Fill::None,

@@ -45,7 +45,7 @@ fn a_file_runs_like_the_equivalent_command_line() {
          <DisparityMin>0</DisparityMin> <DisparityMax>40</DisparityMax>\n  \
          <Step> <Zoom>2</Zoom> <Ncc> <Window>5</Window> </Ncc> <Sgm> <P1>0.1</P1> <P2>0.6</P2> </Sgm> </Step>\n  \
          <Step> <Zoom>1</Zoom> <Model> <Dir>{}</Dir> <Head>cosine</Head> </Model> <Sgm> <P1>0.1</P1> <P2>0.6</P2> </Sgm>\n    \
-         <DilateAlti>3</DilateAlti> <DilatePlani>1</DilatePlani> </Step>\n  <LrCheck>-1</LrCheck> <MinRegion>0</MinRegion>\n</DeepsimMatch>\n",
+         <DilateAlti>3</DilateAlti> <DilatePlani>1</DilatePlani> </Step>\n  <LrCheck>1</LrCheck> <LrCheckMode>accurate</LrCheckMode> <MinRegion>0</MinRegion>\n</DeepsimMatch>\n",
         model.display()
     );
     std::fs::write(dir.path().join("run.xml"), xml).unwrap();
@@ -59,7 +59,7 @@ fn a_file_runs_like_the_equivalent_command_line() {
         "--left", "l.png", "--right", "r.png", "--out", "from-cli", "--disp-min", "0", "--disp-max", "40", "--levels", "2",
         "--similarity", "ncc", "--window", "5", "--p1", "0.1", "--p2", "0.6", "--model", model_arg, "--head", "cosine",
         "--learned-weight", "1", "--runtime", "tract", "--learned-levels", "1", "--dilate-alti", "3", "--dilate-plani", "1", "--lr-check",
-        "-1", "--min-region", "0",
+        "1", "--lr-check-mode", "accurate", "--min-region", "0",
     ]);
     let a = read_disparity(&dir.path().join("from-xml/disparity.tif")).unwrap().values;
     let b = read_disparity(&dir.path().join("from-cli/disparity.tif")).unwrap().values;

@@ -2,7 +2,7 @@
 
 use crate::common::{config, planar_scene, Texture};
 use deepsim::eval::{evaluate, nonocc_from_gt};
-use deepsim::pipeline::{run, NoProgress, Pair};
+use deepsim::pipeline::{run, LrCheckMode, NoProgress, Pair, Regularizer};
 use deepsim::similarity::{Census, Ncc, Similarity};
 use ndarray::Array2;
 
@@ -62,13 +62,23 @@ fn identical_images_give_zero_disparity() {
 
 #[test]
 fn left_right_check_marks_occlusions() {
+    for mode in [LrCheckMode::Fast, LrCheckMode::Accurate] {
+        for levels in [1, 3] {
+            check_occlusions(mode, levels);
+        }
+    }
+}
+
+/// The check in `mode` rejects most of a scene's really occluded pixels and keeps its matched ones.
+fn check_occlusions(mode: LrCheckMode, levels: u32) {
     let scene = planar_scene(9, 240, 160);
     let valid = Array2::from_elem(scene.gt.dim(), true);
     let nonocc = nonocc_from_gt(&scene.gt, &valid, 240);
     let census = Census::new(7, 7).unwrap();
-    let mut cfg = config(0, 40, 1);
+    let mut cfg = config(0, 40, levels);
     cfg.median = false;
     cfg.min_region_px = 0;
+    cfg.lr_check_mode = mode;
     let disparity = match_pair(&scene.pair, &census, &cfg);
     let inner = interior(scene.gt.dim(), 8);
     let (mut occluded, mut occluded_rejected, mut visible, mut visible_rejected) = (0, 0, 0, 0);
@@ -87,11 +97,11 @@ fn left_right_check_marks_occlusions() {
     assert!(occluded > 500, "the scene has an occluded band ({occluded} px)");
     assert!(
         occluded_rejected as f64 > 0.6 * occluded as f64,
-        "only {occluded_rejected} of {occluded} occluded pixels were rejected"
+        "{mode:?}, {levels} level(s): only {occluded_rejected} of {occluded} occluded pixels were rejected"
     );
     assert!(
         (visible_rejected as f64) < 0.03 * visible as f64,
-        "{visible_rejected} of {visible} visible pixels were rejected"
+        "{mode:?}, {levels} level(s): {visible_rejected} of {visible} visible pixels were rejected"
     );
     cfg.lr_check_px = None;
     let unchecked = match_pair(&scene.pair, &census, &cfg);
@@ -157,3 +167,26 @@ fn bad_configurations_are_rejected_with_their_reason() {
         assert!(err.to_string().contains(expected), "expected '{expected}', got: {err}");
     }
 }
+
+/// Without regularisation the right volume's winner is the best raw cost along the left
+/// volume's diagonal, which is what the fast check reads: both modes give the same result, with
+/// one level and with the intervals of a pyramid (where the right intervals are built).
+#[test]
+fn without_regularisation_the_accurate_check_is_the_fast_check() {
+    let scene = planar_scene(13, 200, 120);
+    let census = Census::new(5, 5).unwrap();
+    for levels in [1, 3] {
+        let mut cfg = config(0, 40, levels);
+        for step in &mut cfg.steps {
+            step.regularizer = Regularizer::None;
+        }
+        let fast = match_pair(&scene.pair, &census, &cfg);
+        cfg.lr_check_mode = LrCheckMode::Accurate;
+        let accurate = match_pair(&scene.pair, &census, &cfg);
+        let rejected = fast.iter().filter(|d| d.is_nan()).count();
+        assert!(rejected > 100, "{levels} level(s): the raw winner has rejections to compare ({rejected})");
+        let same = fast.iter().zip(&accurate).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+        assert!(same, "{levels} level(s): the two modes differ without regularisation");
+    }
+}
+

@@ -3,7 +3,7 @@
 
 use crate::common::{config, planar_scene, Rng};
 use deepsim::eval::{evaluate, nonocc_from_gt};
-use deepsim::pipeline::{pyramid_steps, run, NoProgress, Regularizer};
+use deepsim::pipeline::{pyramid_steps, run, LrCheckMode, NoProgress, Regularizer};
 use deepsim::pyramid::{propagate, propagated_bounds, CoarseWindow, Propagation};
 use deepsim::sgm::lines::{LineParams, MaskLabel};
 use deepsim::similarity::{Census, Similarity};
@@ -66,8 +66,11 @@ fn tiled_runs_agree_with_untiled_runs() {
         max_slope: 16.0,
         mask: Some(MaskLabel { cost: 0.35, transition: 0.5 }),
     });
-    for (name, regularizer) in [("sgm", None), ("micmac", Some(micmac))] {
+    for (name, regularizer, mode) in
+        [("sgm", None, LrCheckMode::Fast), ("sgm, accurate left-right check", None, LrCheckMode::Accurate), ("micmac", Some(micmac), LrCheckMode::Fast)]
+    {
         let mut untiled = config(0, 40, 2);
+        untiled.lr_check_mode = mode;
         if let Some(r) = regularizer {
             untiled.steps = pyramid_steps(2, r, Propagation { dilate_alti_px: 4, dilate_plani_px: 2, uncertain_full_range: true }, |_| 0);
         }
