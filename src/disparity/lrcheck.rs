@@ -28,33 +28,17 @@ pub fn left_right_check(
     margin: u16,
     disparity: &mut Array2<f32>,
 ) -> usize {
-    let w = intervals.width();
-    disparity
-        .axis_iter_mut(ndarray::Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .map(|(y, mut row)| {
-            let best_right = dispatch!(
-                best_right_avx2(intervals, aggregated, y, right_width),
-                best_right_row(intervals, aggregated, y, right_width)
-            );
-            let mut rejected = 0;
-            for x in 0..w {
-                let d = winner[(y, x)];
-                let xr = x as i64 - d as i64;
-                let consistent = (0..right_width as i64).contains(&xr) && {
-                    let (d_right, cost_right) = best_right[xr as usize];
-                    let own = aggregated[intervals.entries(x, y)][(d - intervals.d_min(x, y)) as usize];
-                    ((d_right - d).abs() as f32) <= tolerance_px || own as u32 <= cost_right as u32 + margin as u32
-                };
-                if !consistent && row[x].is_finite() {
-                    row[x] = f32::NAN;
-                    rejected += 1;
-                }
-            }
-            rejected
-        })
-        .sum()
+    let best_right = |y: usize| {
+        dispatch!(
+            best_right_avx2(intervals, aggregated, y, right_width),
+            best_right_row(intervals, aggregated, y, right_width)
+        )
+    };
+    reject_inconsistent(disparity, winner, right_width, best_right, |best_right, y, x, d, xr| {
+        let (d_right, cost_right) = best_right[xr];
+        let own = aggregated[intervals.entries(x, y)][(d - intervals.d_min(x, y)) as usize];
+        ((d_right - d).abs() as f32) <= tolerance_px || own as u32 <= cost_right as u32 + margin as u32
+    })
 }
 
 /// [`left_right_check`] against the right image's own regularised volume: `right_intervals` and
@@ -73,24 +57,38 @@ pub fn left_right_check_accurate(
     disparity: &mut Array2<f32>,
 ) -> usize {
     let right_width = right_intervals.width();
+    reject_inconsistent(disparity, winner, right_width, |_| (), |_, y, _, d, xr| {
+        let d_right = right_winner[(y, xr)];
+        let costs = &right_aggregated[right_intervals.entries(xr, y)];
+        let at = |d: i32| costs.get((d - right_intervals.d_min(xr, y)) as usize).copied();
+        ((d_right - d).abs() as f32) <= tolerance_px
+            || matches!((at(d), at(d_right)), (Some(own), Some(best)) if own as u32 <= best as u32 + margin as u32)
+    })
+}
+
+/// What both checks share: every finite pixel whose match `x − d` (`d` its winning disparity)
+/// falls outside the right image, or for which `consistent(row_state, y, x, d, xr)` is false,
+/// becomes NaN. `row_state(y)` is computed once per row (the fast check's right-view minima).
+/// Rows run in parallel. Returns the number invalidated.
+fn reject_inconsistent<S>(
+    disparity: &mut Array2<f32>,
+    winner: &Array2<i32>,
+    right_width: usize,
+    row_state: impl Fn(usize) -> S + Sync,
+    consistent: impl Fn(&S, usize, usize, i32, usize) -> bool + Sync,
+) -> usize {
     disparity
         .axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
         .enumerate()
         .map(|(y, mut row)| {
+            let state = row_state(y);
             let mut rejected = 0;
             for (x, value) in row.iter_mut().enumerate() {
                 let d = winner[(y, x)];
                 let xr = x as i64 - d as i64;
-                let consistent = (0..right_width as i64).contains(&xr) && {
-                    let xr = xr as usize;
-                    let d_right = right_winner[(y, xr)];
-                    let costs = &right_aggregated[right_intervals.entries(xr, y)];
-                    let at = |d: i32| costs.get((d - right_intervals.d_min(xr, y)) as usize).copied();
-                    ((d_right - d).abs() as f32) <= tolerance_px
-                        || matches!((at(d), at(d_right)), (Some(own), Some(best)) if own as u32 <= best as u32 + margin as u32)
-                };
-                if !consistent && value.is_finite() {
+                let matched = (0..right_width as i64).contains(&xr) && consistent(&state, y, x, d, xr as usize);
+                if !matched && value.is_finite() {
                     *value = f32::NAN;
                     rejected += 1;
                 }
